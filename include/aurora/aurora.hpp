@@ -1,0 +1,11 @@
+// Aurora: an embeddable JSON document database with a real-time change feed (umbrella header).
+#pragma once
+
+#include <aurora/change_event.hpp>
+#include <aurora/database.hpp>
+#include <aurora/errc.hpp>
+#include <aurora/filter.hpp>
+#include <aurora/options.hpp>
+#include <aurora/recv_result.hpp>
+#include <aurora/subscription.hpp>
+#include <aurora/value.hpp>

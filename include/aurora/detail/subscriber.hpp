@@ -1,0 +1,211 @@
+// subscriber: a subscription's shared state (cursor, filter) and its parked receive.
+#pragma once
+
+#include <aurora/change_event.hpp>
+#include <aurora/detail/recv_operation.hpp>
+#include <aurora/detail/ring.hpp>
+#include <aurora/errc.hpp>
+#include <aurora/filter.hpp>
+#include <aurora/recv_result.hpp>
+
+#include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <utility>
+
+namespace aurora::detail {
+
+using event_ptr = std::shared_ptr<const ChangeEvent>;
+using event_ring = broadcast_ring<event_ptr>;
+
+// The state behind one Subscription, shared with the ring's waiter list and with queued
+// completions so that none of them dangles.
+//
+// cursor_ and filter_ are used on the receiving side only: the coroutine's fast path, or a
+// completion posted to its executor while the coroutine waits (one receive at a time). The
+// parked operation and the op counters are guarded by mutex_, which is never held while calling
+// into the ring or into user code.
+//
+// Cancellation: each receive gets a number `op`. The cancellation handler marks `op` cancelled;
+// if the operation is parked it is completed with operation_aborted at once; if a wake-up is
+// already queued, the queued run() sees the mark and completes with operation_aborted without
+// reading, so the event stays for the next receive.
+class subscriber final : public ring_waiter, public std::enable_shared_from_this<subscriber> {
+ public:
+  subscriber(std::shared_ptr<event_ring> ring, std::optional<EventFilter> filter)
+      : ring_(std::move(ring)), cursor_(ring_->tail()) {
+    if (filter) filter_.emplace(*filter);
+    ring_->add_subscriber();
+  }
+
+  subscriber(const subscriber&) = delete;
+  subscriber& operator=(const subscriber&) = delete;
+  ~subscriber() { close(); }
+
+  // The next matching event, or lagged / closed / empty. Never waits.
+  RecvResult try_recv() {
+    if (unsubscribed_.load(std::memory_order_acquire)) return RecvResult(RecvError{errc::closed});
+    event_ptr ev;
+    for (;;) {
+      std::uint64_t missed = 0;
+      switch (ring_->try_read(cursor_, ev, missed)) {
+        case read_status::ok:
+          if (!filter_ || filter_->matches(*ev)) return RecvResult(std::move(ev));
+          continue;
+        case read_status::lagged: return RecvResult(RecvError{errc::lagged, missed});
+        case read_status::empty: return RecvResult();
+        case read_status::closed: return RecvResult(RecvError{errc::closed});
+      }
+    }
+  }
+
+  // Starts one receive: completes `op` (never inside this call) with the next matching event or
+  // error, parking it until a publish if nothing is ready.
+  void start(recv_operation_ptr op) {
+    std::uint64_t id = 0;
+    {
+      const std::lock_guard lock(mutex_);
+      id = ++op_;
+    }
+    op->id = id;
+    auto slot = op->cancellation_slot();
+    if (slot.is_connected()) slot.template emplace<cancel_handler>(weak_from_this(), id);
+    run(std::move(op), id, /*in_initiation=*/true);
+  }
+
+  // Unsubscribes: frees the place on the ring at once and completes a parked receive with
+  // closed. Idempotent.
+  void close() noexcept {
+    if (unsubscribed_.exchange(true, std::memory_order_acq_rel)) return;
+    ring_->remove_subscriber();
+    try {
+      ring_->remove_waiter(this);
+    } catch (...) {  // the mutex failed to lock: the ring drops the entry on its next publish
+    }
+    complete_parked(errc::closed, 0);
+  }
+
+  // Called by the ring on publish and close: hands the parked receive to its executor.
+  void notify() noexcept override {
+    recv_operation_ptr op;
+    {
+      const std::lock_guard lock(mutex_);
+      op = std::move(parked_);
+    }
+    if (op) post_run(std::move(op), shared_from_this());
+  }
+
+ private:
+  struct cancel_handler {
+    std::weak_ptr<subscriber> self;
+    std::uint64_t id;
+    void operator()(boost::asio::cancellation_type type) const {
+      if (type == boost::asio::cancellation_type::none) return;
+      if (auto s = self.lock()) s->cancel(id);
+    }
+  };
+
+  static void post_run(recv_operation_ptr op, std::shared_ptr<subscriber> self) noexcept {
+    try {
+      op.release()->post(
+          [](void* ctx, recv_operation* o) {
+            static_cast<subscriber*>(ctx)->run(recv_operation_ptr(o), o->id, /*in_initiation=*/false);
+          },
+          std::move(self));
+    } catch (...) {  // out of memory: the receive is dropped (its coroutine destroyed)
+    }
+  }
+
+  // Completes receive `id` with the next matching event, or parks it. Runs on the receiving
+  // side: inside the initiating function, or as a completion posted to the handler's executor.
+  void run(recv_operation_ptr op, std::uint64_t id, bool in_initiation) {
+    for (;;) {
+      if (is_cancelled(id)) {
+        finish(std::move(op), boost::asio::error::operation_aborted, RecvResult(), in_initiation);
+        return;
+      }
+      RecvResult r = try_recv();
+      if (r || r.error().code != errc::empty) {
+        finish(std::move(op), {}, std::move(r), in_initiation);
+        return;
+      }
+      const std::uint64_t cursor = cursor_;  // a woken completion may own cursor_ after parking
+      {
+        const std::lock_guard lock(mutex_);
+        if (cancelled_id_ == id) continue;
+        parked_ = std::move(op);
+      }
+      ring_->add_waiter(shared_from_this());
+      if (!ring_->ready(cursor) && !unsubscribed_.load(std::memory_order_acquire)) return;
+      // Something arrived (or we were closed) before the waiter was listed: take the receive
+      // back, unless a notify already has it.
+      const std::lock_guard lock(mutex_);
+      if (!parked_) return;
+      op = std::move(parked_);
+      in_initiation = true;  // still inside our own call chain: must not complete inline
+    }
+  }
+
+  bool is_cancelled(std::uint64_t id) {
+    const std::lock_guard lock(mutex_);
+    return cancelled_id_ == id;
+  }
+
+  // Delivers the outcome: directly when on the handler's executor, else posted to it.
+  static void finish(recv_operation_ptr op, boost::system::error_code ec, RecvResult r, bool must_post) {
+    if (!must_post) {
+      op.release()->complete(ec, std::move(r));
+      return;
+    }
+    op->pending_ec = ec;
+    op->pending_result = std::move(r);
+    op.release()->post([](void*, recv_operation* o) { o->complete(o->pending_ec, std::move(o->pending_result)); },
+                       nullptr);
+  }
+
+  void cancel(std::uint64_t id) {
+    {
+      const std::lock_guard lock(mutex_);
+      if (id != op_) return;
+      cancelled_id_ = id;
+    }
+    complete_parked(errc{}, id);
+  }
+
+  // Completes the parked receive: with closed (code == closed), or with operation_aborted if it
+  // is receive `id`.
+  void complete_parked(errc code, std::uint64_t id) noexcept {
+    recv_operation_ptr op;
+    {
+      const std::lock_guard lock(mutex_);
+      if (!parked_ || (code != errc::closed && parked_->id != id)) return;
+      op = std::move(parked_);
+    }
+    try {
+      if (code == errc::closed) {
+        finish(std::move(op), {}, RecvResult(RecvError{errc::closed}), /*must_post=*/true);
+      } else {
+        finish(std::move(op), boost::asio::error::operation_aborted, RecvResult(), /*must_post=*/true);
+      }
+    } catch (...) {  // out of memory: the receive is dropped (its coroutine destroyed)
+    }
+  }
+
+  std::shared_ptr<event_ring> ring_;
+  std::uint64_t cursor_;
+  std::optional<compiled_filter> filter_;
+  std::atomic<bool> unsubscribed_{false};
+
+  std::mutex mutex_;
+  recv_operation_ptr parked_;      // the receive waiting for a publish, if any
+  std::uint64_t op_ = 0;           // the newest receive started
+  std::uint64_t cancelled_id_ = 0; // the newest receive cancelled
+};
+
+}  // namespace aurora::detail
