@@ -1,1 +1,391 @@
-// placeholder
+// Tests for aurora/subscription.hpp: recv, try_recv, cancellation, unsubscribe and close.
+#include <aurora/database.hpp>
+#include <aurora/subscription.hpp>
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <optional>
+#include <thread>
+#include <variant>
+#include <vector>
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using aurora::errc;
+using aurora::RecvResult;
+
+namespace {
+
+// Runs `io` until it has no work left; fails (instead of hanging) if that takes too long.
+std::size_t run_bounded(asio::io_context& io, std::chrono::seconds limit = std::chrono::seconds(60)) {
+  const std::size_t handlers = io.run_for(limit);
+  REQUIRE(io.stopped());
+  return handlers;
+}
+
+// A recv callback bound to `io`, recording what it got.
+struct recorded {
+  bool done = false;
+  boost::system::error_code ec;
+  RecvResult result;
+};
+
+auto record_into(asio::io_context& io, recorded& out) {
+  return asio::bind_executor(io.get_executor(), [&out](boost::system::error_code ec, RecvResult r) {
+    out.done = true;
+    out.ec = ec;
+    out.result = std::move(r);
+  });
+}
+
+aurora::Document doc(int i) { return {{"i", i}}; }
+
+}  // namespace
+
+TEST_CASE("a new subscription sees only events published after subscribe", "[subscription]") {
+  aurora::Database db;
+  db.insert("users", doc(0));
+  auto sub = db.subscribe("users");
+  CHECK(sub.try_recv().error().code == errc::empty);
+  db.insert("users", doc(1));
+  RecvResult r = sub.try_recv();
+  REQUIRE(r);
+  CHECK(r->document->at("i") == 1);
+  CHECK(sub.try_recv().error().code == errc::empty);
+}
+
+TEST_CASE("recv returns ready events without suspending or posting", "[subscription]") {
+  aurora::Database db;
+  auto sub = db.subscribe("users");
+  constexpr int n = 1000;
+  for (int i = 0; i < n; ++i) db.insert("users", doc(i));
+
+  asio::io_context io;
+  int received = 0;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        for (int i = 0; i < n; ++i) {
+          RecvResult r = co_await sub.recv();
+          if (r && r->document->at("i") == i) ++received;
+        }
+      },
+      asio::detached);
+  const std::size_t handlers = run_bounded(io);
+  CHECK(received == n);
+  CHECK(handlers <= 3);  // starting the coroutine, not one per event
+}
+
+TEST_CASE("a parked recv is resumed by the next publish, on the coroutine's executor", "[subscription]") {
+  aurora::Database db;
+  auto sub = db.subscribe("users");
+  asio::io_context io;
+  std::optional<RecvResult> got;
+  bool on_own_executor = false;
+  std::thread::id resumed_on;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        got = co_await sub.recv();
+        const asio::any_io_executor ex = co_await asio::this_coro::executor;
+        on_own_executor = io.get_executor().running_in_this_thread() && ex == asio::any_io_executor(io.get_executor());
+        resumed_on = std::this_thread::get_id();
+      },
+      asio::detached);
+  io.poll();  // the coroutine starts and parks: nothing is published yet
+  REQUIRE_FALSE(got);
+
+  std::thread writer([&] { db.insert("users", doc(7)); });  // publish from another thread
+  writer.join();
+  run_bounded(io);
+  REQUIRE(got);
+  REQUIRE(*got);
+  CHECK((*got)->document->at("i") == 7);
+  CHECK(on_own_executor);
+  CHECK(resumed_on == std::this_thread::get_id());
+}
+
+TEST_CASE("recv skips events its filter rejects", "[subscription]") {
+  aurora::Database db;
+  aurora::EventFilter f;
+  f.field_filters = {{"i", 3}};
+  auto sub = db.subscribe("users", f);
+  asio::io_context io;
+  std::optional<RecvResult> got;
+  asio::co_spawn(
+      io, [&]() -> asio::awaitable<void> { got = co_await sub.recv(); }, asio::detached);
+  io.poll();
+  for (int i = 0; i < 5; ++i) db.insert("users", doc(i));  // wakes it for 0, 1, 2 too
+  run_bounded(io);
+  REQUIRE(got);
+  REQUIRE(*got);
+  CHECK((*got)->document->at("i") == 3);
+  CHECK(sub.try_recv().error().code == errc::empty);  // 4 was skipped
+}
+
+TEST_CASE("recv with a timer through awaitable operators: the timeout loses no event", "[subscription][cancel]") {
+  using namespace asio::experimental::awaitable_operators;
+  aurora::Database db;
+  auto sub = db.subscribe("users");
+  asio::io_context io;
+  int timeouts = 0;
+  std::vector<int> received;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        asio::steady_timer timer(co_await asio::this_coro::executor);
+        while (received.size() < 3) {
+          timer.expires_after(1ms);
+          auto v = co_await (sub.recv() || timer.async_wait(asio::use_awaitable));
+          if (v.index() == 1) {
+            ++timeouts;
+            // Nothing was lost while we timed out: publish now, the next recv sees it.
+            db.insert("users", doc(static_cast<int>(received.size())));
+            continue;
+          }
+          RecvResult& r = std::get<0>(v);
+          if (r) received.push_back(r->document->at("i").get<int>());
+        }
+      },
+      asio::detached);
+  run_bounded(io);  // returns: no work is left behind by the cancelled receives
+  CHECK(timeouts >= 1);
+  CHECK(received == std::vector<int>{0, 1, 2});
+}
+
+TEST_CASE("a parked recv cancelled by its slot completes with operation_aborted", "[subscription][cancel]") {
+  aurora::Database db;
+  auto sub = db.subscribe("users");
+  asio::io_context io;
+  asio::cancellation_signal signal;
+  recorded out;
+  sub.async_recv(asio::bind_cancellation_slot(signal.slot(), record_into(io, out)));
+  CHECK_FALSE(out.done);  // never completes inside the initiating call
+  signal.emit(asio::cancellation_type::terminal);
+  run_bounded(io);
+  REQUIRE(out.done);
+  CHECK(out.ec == asio::error::operation_aborted);
+
+  db.insert("users", doc(1));
+  RecvResult r = sub.try_recv();
+  REQUIRE(r);
+  CHECK(r->document->at("i") == 1);
+}
+
+TEST_CASE("a cancellation after the wake-up was queued loses no event", "[subscription][cancel]") {
+  aurora::Database db;
+  auto sub = db.subscribe("users");
+  asio::io_context io;
+  asio::cancellation_signal signal;
+  recorded out;
+  sub.async_recv(asio::bind_cancellation_slot(signal.slot(), record_into(io, out)));
+  db.insert("users", doc(1));                       // queues the wake-up on io
+  signal.emit(asio::cancellation_type::terminal);  // then the cancellation arrives
+  run_bounded(io);
+  REQUIRE(out.done);
+  CHECK(out.ec == asio::error::operation_aborted);
+  CHECK_FALSE(out.result);
+
+  RecvResult r = sub.try_recv();  // the event is still there
+  REQUIRE(r);
+  CHECK(r->document->at("i") == 1);
+
+  // A late emit on the old slot does not touch the next receive.
+  recorded next;
+  sub.async_recv(record_into(io, next));
+  signal.emit(asio::cancellation_type::terminal);
+  db.insert("users", doc(2));
+  io.restart();
+  run_bounded(io);
+  REQUIRE(next.done);
+  CHECK_FALSE(next.ec);
+  REQUIRE(next.result);
+  CHECK(next.result->document->at("i") == 2);
+}
+
+TEST_CASE("a cancelled co_await recv throws operation_aborted", "[subscription][cancel]") {
+  aurora::Database db;
+  auto sub = db.subscribe("users");
+  asio::io_context io;
+  asio::cancellation_signal signal;
+  std::exception_ptr error;
+  bool done = false;
+  asio::co_spawn(io, sub.recv(), asio::bind_cancellation_slot(signal.slot(), [&](std::exception_ptr e, RecvResult) {
+                   error = e;
+                   done = true;
+                 }));
+  io.poll();
+  signal.emit(asio::cancellation_type::terminal);
+  run_bounded(io);
+  REQUIRE(done);
+  REQUIRE(error);
+  try {
+    std::rethrow_exception(error);
+  } catch (const boost::system::system_error& e) {
+    CHECK(e.code() == asio::error::operation_aborted);
+  }
+}
+
+TEST_CASE("try_recv never waits and reports empty", "[subscription]") {
+  aurora::Database db;
+  auto sub = db.subscribe("users");
+  CHECK(sub.try_recv().error().code == errc::empty);
+  CHECK(sub.try_recv().error().code == errc::empty);
+}
+
+TEST_CASE("unsubscribe frees the place, closes receives and completes a pending one", "[subscription]") {
+  aurora::Database db;
+  auto a = db.subscribe("users");
+  auto b = db.subscribe("users");
+  auto g = db.subscribe_global();
+  CHECK(db.subscriber_count("users") == 2);
+  CHECK(db.global_subscriber_count() == 1);
+
+  asio::io_context io;
+  recorded pending;
+  a.async_recv(record_into(io, pending));
+  a.unsubscribe();
+  CHECK(db.subscriber_count("users") == 1);
+  run_bounded(io);
+  REQUIRE(pending.done);
+  CHECK_FALSE(pending.ec);
+  CHECK(pending.result.error().code == errc::closed);
+
+  db.insert("users", doc(1));
+  CHECK(a.try_recv().error().code == errc::closed);
+  a.unsubscribe();  // idempotent
+  CHECK(db.subscriber_count("users") == 1);
+
+  g = aurora::Subscription();  // move-assigning over a subscription frees its place
+  CHECK(db.global_subscriber_count() == 0);
+  {
+    auto moved = std::move(b);
+    CHECK(db.subscriber_count("users") == 1);
+    CHECK(b.try_recv().error().code == errc::closed);  // NOLINT(bugprone-use-after-move): defined as closed
+  }
+  CHECK(db.subscriber_count("users") == 0);
+}
+
+TEST_CASE("destroying the database: unread events first, then closed for good", "[subscription][close]") {
+  asio::io_context io;
+  aurora::Subscription reader;
+  aurora::Subscription waiting;
+  recorded pending;
+  {
+    aurora::Database db;
+    reader = db.subscribe("users");
+    waiting = db.subscribe_global();
+    waiting.async_recv(record_into(io, pending));
+    io.poll();
+    db.insert("users", doc(1));
+    db.insert("users", doc(2));
+  }
+  // The subscription outlives its database.
+  RecvResult r1 = reader.try_recv();
+  RecvResult r2 = reader.try_recv();
+  REQUIRE(r1);
+  REQUIRE(r2);
+  CHECK(r1->sequence == 1);
+  CHECK(r2->sequence == 2);
+  CHECK(reader.try_recv().error().code == errc::closed);
+  CHECK(reader.try_recv().error().code == errc::closed);
+
+  run_bounded(io);  // the pending receive was woken: it got the first event
+  REQUIRE(pending.done);
+  REQUIRE(pending.result);
+  CHECK(pending.result->sequence == 1);
+}
+
+TEST_CASE("a pending recv completes with closed when the database goes away", "[subscription][close]") {
+  asio::io_context io;
+  std::optional<RecvResult> got;
+  auto db = std::make_unique<aurora::Database>();
+  asio::co_spawn(
+      io, [&, sub = db->subscribe("users")]() mutable -> asio::awaitable<void> { got = co_await sub.recv(); },
+      asio::detached);
+  io.poll();
+  REQUIRE_FALSE(got);
+  db.reset();
+  run_bounded(io);
+  REQUIRE(got);
+  CHECK(got->error().code == errc::closed);
+}
+
+TEST_CASE("lag through the database: the worked example", "[subscription][lag]") {
+  aurora::Database db;  // capacity 10,000
+  auto sub = db.subscribe("events");
+  const aurora::Document small = {{"k", 1}};
+  for (int i = 0; i < 100'000; ++i) db.insert("events", std::to_string(i), small);
+
+  RecvResult lagged = sub.try_recv();
+  REQUIRE_FALSE(lagged);
+  CHECK(lagged.error().code == errc::lagged);
+  CHECK(lagged.error().missed == 90'000);
+
+  // Event number 90,000 (0-based) is the one with sequence 90,001.
+  for (std::uint64_t seq = 90'001; seq <= 100'000; ++seq) {
+    RecvResult r = sub.try_recv();
+    REQUIRE(r);
+    REQUIRE(r->sequence == seq);
+  }
+  CHECK(sub.try_recv().error().code == errc::empty);
+}
+
+TEST_CASE("missed counts channel events, including ones the filter drops", "[subscription][lag]") {
+  aurora::Database db{aurora::Options{.channel_capacity = 4}};
+  aurora::EventFilter deletes_only;
+  deletes_only.operation = aurora::OperationType::Delete;
+  auto sub = db.subscribe("users", deletes_only);
+  for (int i = 0; i < 9; ++i) db.insert("users", doc(i));
+  RecvResult r = sub.try_recv();
+  CHECK(r.error().code == errc::lagged);
+  CHECK(r.error().missed == 5);
+  CHECK(sub.try_recv().error().code == errc::empty);  // the 4 retained were filtered out
+}
+
+TEST_CASE("a lagged co_await recv goes on from the oldest retained event", "[subscription][lag]") {
+  aurora::Database db{aurora::Options{.channel_capacity = 3}};
+  auto sub = db.subscribe("users");
+  for (int i = 0; i < 10; ++i) db.insert("users", doc(i));
+  asio::io_context io;
+  std::vector<RecvResult> got;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        for (int k = 0; k < 4; ++k) got.push_back(co_await sub.recv());
+      },
+      asio::detached);
+  run_bounded(io);
+  REQUIRE(got.size() == 4);
+  CHECK(got[0].error() == aurora::RecvError{errc::lagged, 7});
+  for (int k = 1; k < 4; ++k) {
+    REQUIRE(got[static_cast<std::size_t>(k)]);
+    CHECK(got[static_cast<std::size_t>(k)]->document->at("i") == 6 + k);
+  }
+}
+
+TEST_CASE("an empty subscription is closed", "[subscription]") {
+  aurora::Subscription none;
+  CHECK_FALSE(none);
+  CHECK(none.try_recv().error().code == errc::closed);
+  asio::io_context io;
+  recorded out;
+  none.async_recv(record_into(io, out));
+  run_bounded(io);
+  REQUIRE(out.done);
+  CHECK(out.result.error().code == errc::closed);
+}
