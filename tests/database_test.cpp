@@ -245,7 +245,8 @@ TEST_CASE("reads: get, size, collections, insert_into", "[database][reads]") {
 
 TEST_CASE("a caller's id may be any non-empty string", "[database][ids]") {
   aurora::Database db;
-  for (const std::string& id : std::vector<std::string>{"x", "with space", "ünïcödé", "a/b.c", std::string(1000, 'z')}) {
+  for (const std::string& id :
+       std::vector<std::string>{"x", "with space", "ünïcödé", "a/b.c", std::string(1000, 'z')}) {
     CHECK(db.insert("users", id, {{"ok", true}}) == id);
     CHECK(db.get("users", id) == Document{{"ok", true}});
   }
@@ -360,7 +361,7 @@ TEST_CASE("4 writer threads and 16 subscribers on 2 threads: exact counts and or
     }
     CHECK(order_errors == 0);
   }
-  CHECK(records[6].events.size() == static_cast<std::size_t>(total / 4));      // global, filtered
-  CHECK(records[8].events.size() == static_cast<std::size_t>(total / 2));      // "a", unfiltered
+  CHECK(records[6].events.size() == static_cast<std::size_t>(total / 4));       // global, filtered
+  CHECK(records[8].events.size() == static_cast<std::size_t>(total / 2));       // "a", unfiltered
   CHECK(records[11].events.size() == static_cast<std::size_t>(total / 2 / 4));  // "a", filtered
 }

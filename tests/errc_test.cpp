@@ -9,9 +9,9 @@
 #include <type_traits>
 
 namespace {
-const aurora::errc all_codes[] = {aurora::errc::lagged,         aurora::errc::closed,
-                                  aurora::errc::empty,          aurora::errc::not_found,
-                                  aurora::errc::already_exists, aurora::errc::invalid_document,
+const aurora::errc all_codes[] = {aurora::errc::lagged,          aurora::errc::closed,
+                                  aurora::errc::empty,           aurora::errc::not_found,
+                                  aurora::errc::already_exists,  aurora::errc::invalid_document,
                                   aurora::errc::invalid_argument};
 }
 

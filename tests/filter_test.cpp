@@ -65,7 +65,7 @@ TEST_CASE("top-level keys compare under nlohmann::json equality", "[filter]") {
   CHECK(field_matches(user, "name", "Ada"));
   CHECK_FALSE(field_matches(user, "name", "Grace"));
   CHECK(field_matches(user, "age", 21));
-  CHECK(field_matches(user, "age", 21.0));     // 21 == 21.0
+  CHECK(field_matches(user, "age", 21.0));        // 21 == 21.0
   CHECK_FALSE(field_matches(user, "age", "21"));  // "21" != 21
   CHECK(field_matches(user, "score", 2.5));
   CHECK(field_matches(user, "tags", aurora::Value{"math", "poet"}));

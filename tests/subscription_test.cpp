@@ -193,7 +193,7 @@ TEST_CASE("a cancellation after the wake-up was queued loses no event", "[subscr
   asio::cancellation_signal signal;
   recorded out;
   sub.async_recv(asio::bind_cancellation_slot(signal.slot(), record_into(io, out)));
-  db.insert("users", doc(1));                       // queues the wake-up on io
+  db.insert("users", doc(1));                      // queues the wake-up on io
   signal.emit(asio::cancellation_type::terminal);  // then the cancellation arrives
   run_bounded(io);
   REQUIRE(out.done);

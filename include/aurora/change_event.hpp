@@ -14,13 +14,13 @@ namespace aurora {
 /// One committed change. Subscribers share a single immutable instance
 /// (`std::shared_ptr<const ChangeEvent>`), so reading it from many threads is safe.
 struct ChangeEvent {
-  std::string collection;                            ///< the collection written
-  std::string document_id;                           ///< the id of the document written
-  OperationType operation = OperationType::Insert;   ///< what the write did
-  std::optional<Document> document;                  ///< the document after the change; empty for Delete
-  std::optional<Document> old_document;              ///< the document before it; empty for Insert
-  std::chrono::system_clock::time_point timestamp;   ///< commit time (UTC); never decreases in sequence order
-  std::uint64_t sequence = 0;                        ///< database-wide commit number: 1, 2, 3, ... no gaps
+  std::string collection;                           ///< the collection written
+  std::string document_id;                          ///< the id of the document written
+  OperationType operation = OperationType::Insert;  ///< what the write did
+  std::optional<Document> document;                 ///< the document after the change; empty for Delete
+  std::optional<Document> old_document;             ///< the document before it; empty for Insert
+  std::chrono::system_clock::time_point timestamp;  ///< commit time (UTC); never decreases in sequence order
+  std::uint64_t sequence = 0;                       ///< database-wide commit number: 1, 2, 3, ... no gaps
 };
 
 /// Formats `tp` as RFC 3339 UTC with microseconds, truncated: `"2026-11-26T18:30:05.123456Z"`.

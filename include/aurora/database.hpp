@@ -257,9 +257,9 @@ class BasicDatabase {
   using doc_map = detail::string_map<Document>;
 
   struct collection_entry {
-    bool created = false;                          // had a successful insert
-    doc_map docs;                                  // id -> document
-    std::shared_ptr<detail::event_ring> channel;   // made by the first subscribe
+    bool created = false;                         // had a successful insert
+    doc_map docs;                                 // id -> document
+    std::shared_ptr<detail::event_ring> channel;  // made by the first subscribe
   };
 
   // What a commit published: the channels to wake and the events the rings displaced, both
@@ -316,8 +316,8 @@ class BasicDatabase {
     return it->second;
   }
 
-  std::pair<collection_entry*, typename doc_map::iterator> find_locked(std::string_view collection,
-                                                                       std::string_view id, const char* call) {
+  std::pair<collection_entry*, typename doc_map::iterator> find_locked(std::string_view collection, std::string_view id,
+                                                                       const char* call) {
     auto c = collections_.find(collection);
     if (c == collections_.end() || !c->second.created) {
       throw error(errc::not_found, std::string(call) + ": no collection " + detail::quoted(collection));

@@ -36,9 +36,7 @@ class error_category_impl final : public boost::system::error_category {
 
   std::string message(int ev) const override { return describe(ev); }
 
-  char const* message(int ev, char* /*buffer*/, std::size_t /*len*/) const noexcept override {
-    return describe(ev);
-  }
+  char const* message(int ev, char* /*buffer*/, std::size_t /*len*/) const noexcept override { return describe(ev); }
 
  private:
   static const char* describe(int ev) noexcept {
@@ -64,9 +62,7 @@ inline const boost::system::error_category& error_category() noexcept {
 }
 
 /// Makes a `boost::system::error_code` (convertible to `std::error_code`) from `e`.
-inline boost::system::error_code make_error_code(errc e) noexcept {
-  return {static_cast<int>(e), error_category()};
-}
+inline boost::system::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), error_category()}; }
 
 /// The exception every throwing Aurora call raises; `code()` holds an `aurora::errc`.
 ///

@@ -103,8 +103,8 @@ class Subscription {
       auto op = op_type::create(std::forward<Handler>(handler));
       if (!state) {
         // A subscription with no state: complete with closed, on the handler's executor.
-        op.release()->post([](void*, detail::recv_operation* o) { o->complete({}, RecvResult(RecvError{errc::closed})); },
-                           nullptr);
+        op.release()->post(
+            [](void*, detail::recv_operation* o) { o->complete({}, RecvResult(RecvError{errc::closed})); }, nullptr);
         return;
       }
       state->start(std::move(op));

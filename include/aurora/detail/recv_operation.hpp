@@ -55,9 +55,8 @@ template <class Handler>
 class recv_operation_impl final : public recv_operation {
  public:
   using executor_type = boost::asio::associated_executor_t<Handler, boost::asio::system_executor>;
-  using allocator_type =
-      typename std::allocator_traits<boost::asio::associated_allocator_t<Handler, boost::asio::recycling_allocator<void>>>::
-          template rebind_alloc<recv_operation_impl>;
+  using allocator_type = typename std::allocator_traits<boost::asio::associated_allocator_t<
+      Handler, boost::asio::recycling_allocator<void>>>::template rebind_alloc<recv_operation_impl>;
 
   static recv_operation_ptr create(Handler&& handler) {
     allocator_type alloc(boost::asio::get_associated_allocator(handler, boost::asio::recycling_allocator<void>()));
@@ -73,7 +72,8 @@ class recv_operation_impl final : public recv_operation {
 
   explicit recv_operation_impl(Handler&& handler)
       : handler_(std::move(handler)),
-        work_(boost::asio::make_work_guard(boost::asio::get_associated_executor(handler_, boost::asio::system_executor()))) {}
+        work_(boost::asio::make_work_guard(
+            boost::asio::get_associated_executor(handler_, boost::asio::system_executor()))) {}
 
   void complete(boost::system::error_code ec, RecvResult r) override {
     auto slot = boost::asio::get_associated_cancellation_slot(handler_);
@@ -87,9 +87,8 @@ class recv_operation_impl final : public recv_operation {
 
   void post(void (*fn)(void*, recv_operation*), std::shared_ptr<void> ctx) override {
     auto ex = work_.get_executor();
-    boost::asio::post(ex, [fn, ctx = std::move(ctx), op = recv_operation_ptr(this)]() mutable {
-      fn(ctx.get(), op.release());
-    });
+    boost::asio::post(
+        ex, [fn, ctx = std::move(ctx), op = recv_operation_ptr(this)]() mutable { fn(ctx.get(), op.release()); });
   }
 
   boost::asio::cancellation_slot cancellation_slot() noexcept override {
@@ -97,7 +96,8 @@ class recv_operation_impl final : public recv_operation {
   }
 
   void destroy() noexcept override {
-    free_self(allocator_type(boost::asio::get_associated_allocator(handler_, boost::asio::recycling_allocator<void>())));
+    free_self(
+        allocator_type(boost::asio::get_associated_allocator(handler_, boost::asio::recycling_allocator<void>())));
   }
 
  private:

@@ -103,6 +103,7 @@ class subscriber final : public ring_waiter, public std::enable_shared_from_this
 
  private:
   struct cancel_handler {
+    cancel_handler(std::weak_ptr<subscriber> s, std::uint64_t i) noexcept : self(std::move(s)), id(i) {}
     std::weak_ptr<subscriber> self;
     std::uint64_t id;
     void operator()(boost::asio::cancellation_type type) const {
@@ -203,9 +204,9 @@ class subscriber final : public ring_waiter, public std::enable_shared_from_this
   std::atomic<bool> unsubscribed_{false};
 
   std::mutex mutex_;
-  recv_operation_ptr parked_;      // the receive waiting for a publish, if any
-  std::uint64_t op_ = 0;           // the newest receive started
-  std::uint64_t cancelled_id_ = 0; // the newest receive cancelled
+  recv_operation_ptr parked_;       // the receive waiting for a publish, if any
+  std::uint64_t op_ = 0;            // the newest receive started
+  std::uint64_t cancelled_id_ = 0;  // the newest receive cancelled
 };
 
 }  // namespace aurora::detail

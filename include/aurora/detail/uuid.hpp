@@ -20,8 +20,7 @@ class uuid_v7_generator {
   uuid_v7_generator() : rng_(seed()) {}
 
   std::string next(std::chrono::system_clock::time_point now) {
-    const auto ms_since_epoch =
-        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+    const auto ms_since_epoch = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
     const auto now_ms = static_cast<std::uint64_t>(ms_since_epoch < 0 ? 0 : ms_since_epoch) & mask(48);
     std::uint64_t ms = 0;
     std::uint64_t a = 0;
