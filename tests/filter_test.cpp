@@ -137,4 +137,5 @@ TEST_CASE("NaN never equals, infinities equal themselves", "[filter]") {
                                 {"y", std::numeric_limits<double>::infinity()}};
   CHECK_FALSE(field_matches(doc, "x", std::numeric_limits<double>::quiet_NaN()));
   CHECK(field_matches(doc, "y", std::numeric_limits<double>::infinity()));
+  CHECK(field_matches({{"z", 0}}, "z", -0.0));  // -0.0 == 0 under JSON equality
 }

@@ -45,7 +45,9 @@ using string_map = std::unordered_map<std::string, V, string_hash, std::equal_to
 inline std::string quoted(std::string_view s) {
   constexpr std::size_t limit = 64;
   std::string out = "'";
-  out.append(s.substr(0, limit));
+  std::size_t cut = std::min(s.size(), limit);
+  while (cut < s.size() && cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0U) == 0x80U) --cut;  // UTF-8
+  out.append(s.substr(0, cut));
   if (s.size() > limit) out.append("...");
   out.push_back('\'');
   return out;
@@ -95,7 +97,9 @@ class BasicDatabase {
   /// Stores `doc` under a new UUIDv7 id and returns the id.
   ///
   /// Errors (`aurora::error`): `invalid_argument` if `collection` is empty; `invalid_document`
-  /// if `doc` is not a JSON object. Nothing changes and nothing is published when it throws.
+  /// if `doc` is not a JSON object, nests deeper than `max_document_depth`, or holds a NaN or
+  /// infinite number or a discarded value. Nothing changes and nothing is published when it
+  /// throws.
   std::string insert(std::string_view collection, Document doc) {
     check_collection(collection, "insert");
     check_object(doc, "insert: the document");
@@ -108,7 +112,8 @@ class BasicDatabase {
   /// Stores `doc` under the caller's `id` (any non-empty string) and returns the id.
   ///
   /// Errors: `invalid_argument` if `collection` or `id` is empty; `invalid_document` if `doc` is
-  /// not a JSON object; `already_exists` if `id` is present in `collection`.
+  /// not a storable JSON object (as for `insert(collection, doc)`); `already_exists` if `id` is
+  /// present in `collection`.
   std::string insert(std::string_view collection, std::string id, Document doc) {
     check_collection(collection, "insert");
     if (id.empty()) throw error(errc::invalid_argument, "insert: the id is empty");
@@ -131,8 +136,8 @@ class BasicDatabase {
   /// Applies `patch` to document `id` as an RFC 7386 JSON merge patch: given fields overwrite,
   /// `null` removes, others stay. Publishes an Update, or nothing when the document is unchanged.
   ///
-  /// Errors: `invalid_document` if `patch` is not a JSON object; `not_found` if the collection
-  /// was never written or `id` is not present.
+  /// Errors: `invalid_document` if `patch` is not a storable JSON object (as for `insert`);
+  /// `not_found` if the collection was never written or `id` is not present.
   void update(std::string_view collection, std::string_view id, const Document& patch) {
     check_object(patch, "update: the patch");
     auto ev = make_event(collection, id, OperationType::Update);
@@ -154,8 +159,8 @@ class BasicDatabase {
   /// Replaces document `id` with `doc`. Publishes an Update, or nothing when `doc` equals the
   /// stored document.
   ///
-  /// Errors: `invalid_document` if `doc` is not a JSON object; `not_found` if the collection was
-  /// never written or `id` is not present.
+  /// Errors: `invalid_document` if `doc` is not a storable JSON object (as for `insert`);
+  /// `not_found` if the collection was never written or `id` is not present.
   void replace(std::string_view collection, std::string_view id, Document doc) {
     check_object(doc, "replace: the document");
     auto ev = make_event(collection, id, OperationType::Update);
@@ -283,6 +288,7 @@ class BasicDatabase {
     if (!doc.is_object()) {
       throw error(errc::invalid_document, std::string(what) + " must be a JSON object, not " + doc.type_name());
     }
+    if (const char* why = detail::unstorable(doc)) throw error(errc::invalid_document, std::string(what) + " " + why);
   }
 
   static std::shared_ptr<ChangeEvent> make_event(std::string_view collection, std::string_view id, OperationType op) {

@@ -3,6 +3,7 @@
 
 #include <aurora/change_event.hpp>
 #include <aurora/detail/field_path.hpp>
+#include <aurora/detail/storable.hpp>
 #include <aurora/value.hpp>
 
 #include <optional>
@@ -17,7 +18,8 @@ namespace aurora {
 ///
 /// `field` is a top-level key, a dotted path into nested objects (`"address.city"`; dots always
 /// split and walk objects only), or, when it starts with `/`, an RFC 6901 JSON Pointer
-/// (`"/tags/0"`, `"/a.b"`). An empty field or a malformed pointer never matches.
+/// (`"/tags/0"`, `"/a.b"`). An empty field or a malformed pointer never matches, nor does a
+/// `value` nested deeper than `max_document_depth`, which no document can hold.
 struct FieldFilter {
   std::string field;  ///< where to look
   Value value;        ///< what must be there
@@ -28,8 +30,8 @@ struct FieldFilter {
 /// Field filters look at `document` for Insert and Update and at `old_document` (the removed
 /// document) for Delete.
 struct EventFilter {
-  std::optional<OperationType> operation;  ///< empty: any operation
-  std::vector<FieldFilter> field_filters;  ///< all must match
+  std::optional<OperationType> operation{};  ///< empty: any operation
+  std::vector<FieldFilter> field_filters{};  ///< all must match
 
   /// True when `ev` passes every condition. Never throws except `std::bad_alloc`; thread-safe
   /// for concurrent calls on one filter. Subscriptions parse the fields once, not per event.
@@ -43,11 +45,19 @@ class compiled_filter {
  public:
   explicit compiled_filter(const EventFilter& filter) : operation_(filter.operation) {
     conditions_.reserve(filter.field_filters.size());
-    for (const FieldFilter& f : filter.field_filters) conditions_.emplace_back(field_path(f.field), f.value);
+    for (const FieldFilter& f : filter.field_filters) {
+      // A value nested deeper than any stored document never matches; it is not copied either,
+      // as copying a hostile depth would overflow the stack.
+      if (nests_too_deep(f.value)) {
+        never_ = true;
+      } else {
+        conditions_.emplace_back(field_path(f.field), f.value);
+      }
+    }
   }
 
   [[nodiscard]] bool matches(const ChangeEvent& ev) const noexcept {
-    if (operation_ && *operation_ != ev.operation) return false;
+    if (never_ || (operation_ && *operation_ != ev.operation)) return false;
     if (conditions_.empty()) return true;
     const std::optional<Document>& doc = ev.operation == OperationType::Delete ? ev.old_document : ev.document;
     if (!doc) return false;
@@ -61,6 +71,7 @@ class compiled_filter {
  private:
   std::optional<OperationType> operation_;
   std::vector<std::pair<field_path, Value>> conditions_;
+  bool never_ = false;  // a condition no document can meet
 };
 
 }  // namespace detail

@@ -7,6 +7,8 @@
 
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_state.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <memory>
@@ -62,7 +64,9 @@ class Subscription {
   /// Yields the event, or `errc::lagged` (with `missed`) when more than the channel capacity
   /// arrived unread (the next receive goes on from the oldest event still held), or
   /// `errc::closed` after `unsubscribe()` or once the Database is gone and everything was read.
-  /// Returns without suspending when an event is already there; otherwise resumes the coroutine
+  /// Returns without suspending or posting when an event is already there (except for the first
+  /// receive of a cancellable awaitable thread, such as the one `recv() || timer` spawns, which
+  /// posts once so that a cancellation cannot drop the event); otherwise resumes the coroutine
   /// on its own executor when one is published.
   ///
   /// Cancellation: per-operation (`co_await (sub.recv() || timer.async_wait(use_awaitable))`)
@@ -71,8 +75,20 @@ class Subscription {
   /// cancellation needs the coroutine to run on a strand or a single-threaded context.
   boost::asio::awaitable<RecvResult> recv() {
     if (state_) {
-      RecvResult r = state_->try_recv();
-      if (r || r.error().code != errc::empty) co_return r;
+      // Taking a ready event at once is safe unless this receive may be cancelled while its
+      // result is in flight. That happens in exactly one case: the receive runs in an awaitable
+      // thread that has not suspended yet and may be cancelled, as the one `recv() || timer`
+      // spawns. co_spawn then posts the result, and the operator drops it (with the event in
+      // it) if the timer completes meanwhile. There, async_recv reads only when it delivers.
+      // A long-running coroutine keeps the fast path once it has suspended (Asio 1.81 tracks
+      // that per awaitable thread).
+      const boost::asio::cancellation_state cancel = co_await boost::asio::this_coro::cancellation_state;
+      bool take_now = !cancel.slot().is_connected();
+      if (!take_now) take_now = co_await boost::asio::detail::awaitable_thread_has_context_switched{};
+      if (take_now) {
+        RecvResult r = state_->try_recv();
+        if (r || r.error().code != errc::empty) co_return r;
+      }
     }
     co_return co_await async_recv(boost::asio::use_awaitable);
   }
@@ -103,8 +119,9 @@ class Subscription {
       auto op = op_type::create(std::forward<Handler>(handler));
       if (!state) {
         // A subscription with no state: complete with closed, on the handler's executor.
-        op.release()->post(
-            [](void*, detail::recv_operation* o) { o->complete({}, RecvResult(RecvError{errc::closed})); }, nullptr);
+        op->post([](void*, detail::recv_operation* o) { o->complete({}, RecvResult(RecvError{errc::closed})); },
+                 nullptr);
+        (void)op.release();  // posted: the queued completion owns it
         return;
       }
       state->start(std::move(op));

@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstddef>
 #include <string_view>
 
 namespace aurora {
@@ -12,6 +13,12 @@ using Value = nlohmann::json;
 
 /// A stored document: always a JSON object. Its id is kept beside it, not inside it.
 using Document = nlohmann::json;
+
+/// How deeply a document or patch may nest objects and arrays; the document itself is level 1,
+/// so `{"a": {"b": [1]}}` is 3 deep. Writes of deeper ones throw `errc::invalid_document`:
+/// copying, comparing and merging JSON recurse once per level, and without a bound a deep
+/// enough document overflows the stack (near 7,000 levels on an 8 MiB stack under ASan).
+inline constexpr std::size_t max_document_depth = 256;
 
 /// What a change did to a document. `replace` reports `Update`.
 enum class OperationType { Insert, Update, Delete };

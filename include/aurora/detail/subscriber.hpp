@@ -30,13 +30,17 @@ using event_ring = broadcast_ring<event_ptr>;
 // cursor_ and filter_ are used on the receiving side only: the coroutine's fast path, or a
 // completion posted to its executor while the coroutine waits (one receive at a time). The
 // parked operation and the op counters are guarded by mutex_, which is never held while calling
-// into the ring or into user code.
+// into the ring or invoking a handler (only while posting one).
 //
 // Cancellation: each receive gets a number `op`. The cancellation handler marks `op` cancelled;
 // if the operation is parked it is completed with operation_aborted at once; if a wake-up is
 // already queued, the queued run() sees the mark and completes with operation_aborted without
 // reading, so the event stays for the next receive.
-class subscriber final : public ring_waiter, public std::enable_shared_from_this<subscriber> {
+//
+// Lifetime: a parked receive is listed with the recv_service of its executor's context, which
+// destroys it if the context shuts down first. A parked receive is posted with mutex_ held and
+// unlisted only after that, so the context cannot finish shutting down during the post.
+class subscriber final : public ring_waiter, public parked_owner, public std::enable_shared_from_this<subscriber> {
  public:
   subscriber(std::shared_ptr<event_ring> ring, std::optional<EventFilter> filter)
       : ring_(std::move(ring)), cursor_(ring_->tail()) {
@@ -93,12 +97,20 @@ class subscriber final : public ring_waiter, public std::enable_shared_from_this
 
   // Called by the ring on publish and close: hands the parked receive to its executor.
   void notify() noexcept override {
-    recv_operation_ptr op;
-    {
-      const std::lock_guard lock(mutex_);
-      op = std::move(parked_);
-    }
-    if (op) post_run(std::move(op), shared_from_this());
+    recv_operation_ptr dropped;  // out of memory: the receive is dropped, outside the lock
+    const std::lock_guard lock(mutex_);
+    if (!parked_) return;
+    recv_operation_ptr op = std::move(parked_);
+    recv_service* service = op->service;
+    if (!post_locked(op, &subscriber::run_posted, shared_from_this())) dropped = std::move(op);
+    if (service != nullptr) service->remove(this);
+  }
+
+  // Called by the recv_service of a context that shuts down: destroys the receive parked there.
+  void drop_parked(const recv_service& service) noexcept override {
+    recv_operation_ptr op;  // destroyed after the lock: its coroutine may own this subscription
+    const std::lock_guard lock(mutex_);
+    if (parked_ && parked_->service == &service) op = std::move(parked_);  // already unlisted
   }
 
  private:
@@ -112,15 +124,24 @@ class subscriber final : public ring_waiter, public std::enable_shared_from_this
     }
   };
 
-  static void post_run(recv_operation_ptr op, std::shared_ptr<subscriber> self) noexcept {
+  static void run_posted(void* self, recv_operation* op) {
+    static_cast<subscriber*>(self)->run(recv_operation_ptr(op), op->id, /*in_initiation=*/false);
+  }
+
+  static void deliver_pending(void*, recv_operation* op) {
+    op->complete(op->pending_ec, std::move(op->pending_result));
+  }
+
+  // Posts `fn(op)`; false (and `op` kept) when out of memory.
+  static bool post_locked(recv_operation_ptr& op, void (*fn)(void*, recv_operation*),
+                          std::shared_ptr<void> ctx) noexcept {
     try {
-      op.release()->post(
-          [](void* ctx, recv_operation* o) {
-            static_cast<subscriber*>(ctx)->run(recv_operation_ptr(o), o->id, /*in_initiation=*/false);
-          },
-          std::move(self));
-    } catch (...) {  // out of memory: the receive is dropped (its coroutine destroyed)
+      op->post(fn, std::move(ctx));
+    } catch (...) {
+      return false;
     }
+    (void)op.release();
+    return true;
   }
 
   // Completes receive `id` with the next matching event, or parks it. Runs on the receiving
@@ -131,15 +152,27 @@ class subscriber final : public ring_waiter, public std::enable_shared_from_this
         finish(std::move(op), boost::asio::error::operation_aborted, RecvResult(), in_initiation);
         return;
       }
-      RecvResult r = try_recv();
-      if (r || r.error().code != errc::empty) {
-        finish(std::move(op), {}, std::move(r), in_initiation);
-        return;
+      if (in_initiation) {
+        // Read only when delivering, on the handler's executor: a result read now and posted
+        // could reach a parallel group (`recv() || timer`) after its other operation completed,
+        // which would drop it and the event (or lag report) in it.
+        if (ring_->ready(cursor_) || unsubscribed_.load(std::memory_order_acquire)) {
+          op->post(&subscriber::run_posted, shared_from_this());
+          (void)op.release();
+          return;
+        }
+      } else {
+        RecvResult r = try_recv();
+        if (r || r.error().code != errc::empty) {
+          finish(std::move(op), {}, std::move(r), /*must_post=*/false);
+          return;
+        }
       }
       const std::uint64_t cursor = cursor_;  // a woken completion may own cursor_ after parking
       {
         const std::lock_guard lock(mutex_);
         if (cancelled_id_ == id) continue;
+        if (op->service != nullptr) op->service->add(this, weak_from_this());
         parked_ = std::move(op);
       }
       ring_->add_waiter(shared_from_this());
@@ -149,6 +182,7 @@ class subscriber final : public ring_waiter, public std::enable_shared_from_this
       const std::lock_guard lock(mutex_);
       if (!parked_) return;
       op = std::move(parked_);
+      if (op->service != nullptr) op->service->remove(this);
       in_initiation = true;  // still inside our own call chain: must not complete inline
     }
   }
@@ -166,8 +200,8 @@ class subscriber final : public ring_waiter, public std::enable_shared_from_this
     }
     op->pending_ec = ec;
     op->pending_result = std::move(r);
-    op.release()->post([](void*, recv_operation* o) { o->complete(o->pending_ec, std::move(o->pending_result)); },
-                       nullptr);
+    op->post(&subscriber::deliver_pending, nullptr);
+    (void)op.release();
   }
 
   void cancel(std::uint64_t id) {
@@ -182,20 +216,18 @@ class subscriber final : public ring_waiter, public std::enable_shared_from_this
   // Completes the parked receive: with closed (code == closed), or with operation_aborted if it
   // is receive `id`.
   void complete_parked(errc code, std::uint64_t id) noexcept {
-    recv_operation_ptr op;
-    {
-      const std::lock_guard lock(mutex_);
-      if (!parked_ || (code != errc::closed && parked_->id != id)) return;
-      op = std::move(parked_);
+    recv_operation_ptr dropped;  // out of memory: the receive is dropped, outside the lock
+    const std::lock_guard lock(mutex_);
+    if (!parked_ || (code != errc::closed && parked_->id != id)) return;
+    recv_operation_ptr op = std::move(parked_);
+    recv_service* service = op->service;
+    if (code == errc::closed) {
+      op->pending_result = RecvResult(RecvError{errc::closed});
+    } else {
+      op->pending_ec = boost::asio::error::operation_aborted;
     }
-    try {
-      if (code == errc::closed) {
-        finish(std::move(op), {}, RecvResult(RecvError{errc::closed}), /*must_post=*/true);
-      } else {
-        finish(std::move(op), boost::asio::error::operation_aborted, RecvResult(), /*must_post=*/true);
-      }
-    } catch (...) {  // out of memory: the receive is dropped (its coroutine destroyed)
-    }
+    if (!post_locked(op, &subscriber::deliver_pending, nullptr)) dropped = std::move(op);
+    if (service != nullptr) service->remove(this);
   }
 
   std::shared_ptr<event_ring> ring_;
