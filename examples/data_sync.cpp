@@ -19,7 +19,6 @@
 #include <fstream>
 #include <iostream>
 #include <map>
-#include <optional>
 #include <random>
 #include <string>
 #include <system_error>
@@ -28,16 +27,6 @@
 
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
-
-// Aurora cannot list a collection's ids, and the ids of changes missed during a lag are gone with
-// those events. So the application owns its key space: ids come from a counter ("sku-1", "sku-2",
-// ...), and a resync reads every id issued so far.
-struct Catalog {
-  aurora::Database& db;
-  std::uint64_t issued = 0;
-  std::string next_id() { return "sku-" + std::to_string(++issued); }
-  static std::string id(std::uint64_t n) { return "sku-" + std::to_string(n); }
-};
 
 // The external store: a JSON-lines file, one {"id", "doc"} or {"id", "deleted"} line per change;
 // the last line of an id wins.
@@ -51,7 +40,7 @@ class JsonLinesStore {
   void erase(const std::string& id) { out_ << nlohmann::json{{"id", id}, {"deleted", true}}.dump() << '\n'; }
 
   // Replaces the file with exactly `docs`: writes a new file, then renames it over the old one.
-  void rewrite(const std::map<std::string, aurora::Document>& docs) {
+  void rewrite(const std::vector<std::pair<std::string, aurora::Document>>& docs) {
     out_.close();
     const fs::path next = fs::path(file_).concat(".next");
     {
@@ -88,23 +77,24 @@ class JsonLinesStore {
 // Mirrors every change into the store until stopped (cancelled); on stop it drains what was already
 // published, since a cancelled recv loses no event.
 //
-// On errc::lagged the missed changes are gone, so it rebuilds the store from the collection. The
-// feed then goes on with the events it still holds, which are older than that snapshot. Replaying
-// them is harmless: each change of a document is followed by all its later ones, so the last wins.
-asio::awaitable<void> sync(aurora::Subscription feed, Catalog& catalog, JsonLinesStore& store, int& resyncs) {
+// On errc::lagged the missed changes are gone, so it rebuilds the store from a snapshot of the
+// collection. The feed then goes on with the events it still holds, some older than the snapshot:
+// those with a sequence the snapshot already reflects are skipped, so nothing is applied twice.
+asio::awaitable<void> sync(aurora::Database& db, aurora::Subscription feed, JsonLinesStore& store, int& resyncs) {
+  std::uint64_t reflected = 0;  // the snapshot's sequence: older events are already in the store
   auto apply = [&](const aurora::RecvResult& r) {
-    if (r && r->operation == aurora::OperationType::Delete) {
-      store.erase(r->document_id);
-    } else if (r) {
-      store.upsert(r->document_id, *r->document);
-    } else {  // errc::lagged
-      std::cout << "sync lagged (" << r.error().missed << " changes missed): resyncing from the collection\n";
+    if (!r) {  // errc::lagged
+      std::cout << "sync lagged (" << r.error().missed << " changes missed): resyncing from a snapshot\n";
       ++resyncs;
-      std::map<std::string, aurora::Document> docs;
-      for (std::uint64_t n = 1; n <= catalog.issued; ++n) {
-        if (auto doc = catalog.db.get("products", Catalog::id(n))) docs.emplace(Catalog::id(n), std::move(*doc));
-      }
-      store.rewrite(docs);
+      const aurora::Snapshot snap = db.snapshot("products");
+      store.rewrite(snap.documents);
+      reflected = snap.sequence;
+    } else if (r->sequence <= reflected) {
+      return;
+    } else if (r->operation == aurora::OperationType::Delete) {
+      store.erase(r->document_id);
+    } else {
+      store.upsert(r->document_id, *r->document);
     }
   };
   try {
@@ -123,21 +113,21 @@ asio::awaitable<void> sync(aurora::Subscription feed, Catalog& catalog, JsonLine
 
 // The application: adds, reprices and withdraws products. `yield` lets the sync run after each
 // write; without it, a burst outruns the 8-slot channel and the sync lags.
-asio::awaitable<void> shop(Catalog& catalog, asio::cancellation_signal& stop) {
+asio::awaitable<void> shop(aurora::Database& db, asio::cancellation_signal& stop) {
   auto ex = co_await asio::this_coro::executor;
   std::mt19937 rng(7);  // fixed seed: the same run every time
   std::vector<std::string> live;
   auto write = [&] {
     const int dice = std::uniform_int_distribution<int>(0, 9)(rng);
     if (live.size() < 5 || dice < 4) {
-      live.push_back(catalog.db.insert("products", catalog.next_id(), {{"price", 100}, {"stock", 10}}));
+      live.push_back(db.insert("products", {{"price", 100}, {"stock", 10}}));
       return;
     }
     const std::size_t pick = std::uniform_int_distribution<std::size_t>(0, live.size() - 1)(rng);
     if (dice < 8) {
-      catalog.db.update("products", live[pick], {{"price", std::uniform_int_distribution<int>(1, 999)(rng)}});
+      db.update("products", live[pick], {{"price", std::uniform_int_distribution<int>(1, 999)(rng)}});
     } else {
-      catalog.db.remove("products", live[pick]);
+      db.remove("products", live[pick]);
       live.erase(live.begin() + static_cast<std::ptrdiff_t>(pick));
     }
   };
@@ -169,26 +159,21 @@ int main() {
   const TempDir dir;
   asio::io_context io;
   aurora::Database db{aurora::Options{.channel_capacity = 8}};  // tiny on purpose, to show the resync
-  Catalog catalog{db};
   JsonLinesStore store(dir.path / "products.jsonl");
   int resyncs = 0;
   asio::cancellation_signal stop;
-  asio::co_spawn(io, sync(db.subscribe("products"), catalog, store, resyncs),
+  asio::co_spawn(io, sync(db, db.subscribe("products"), store, resyncs),
                  asio::bind_cancellation_slot(stop.slot(), asio::detached));
-  asio::co_spawn(io, shop(catalog, stop), asio::detached);
+  asio::co_spawn(io, shop(db, stop), asio::detached);
   io.run();
   store.flush();
 
   const std::map<std::string, aurora::Document> mirrored = store.load();
-  std::size_t differ = 0;
-  for (std::uint64_t n = 1; n <= catalog.issued; ++n) {
-    const auto it = mirrored.find(Catalog::id(n));
-    const std::optional<aurora::Document> in_db = db.get("products", Catalog::id(n));
-    if (in_db ? (it == mirrored.end() || it->second != *in_db) : it != mirrored.end()) ++differ;
-  }
-  std::cout << db.size("products") << " products, " << mirrored.size() << " mirrored, " << resyncs << " resyncs\n";
-  if (differ != 0 || mirrored.size() != db.size("products") || resyncs == 0) {
-    std::cerr << "data_sync: the file differs from the collection in " << differ << " products\n";
+  const aurora::Snapshot truth = db.snapshot("products");
+  const std::map<std::string, aurora::Document> expected(truth.documents.begin(), truth.documents.end());
+  std::cout << expected.size() << " products, " << mirrored.size() << " mirrored, " << resyncs << " resyncs\n";
+  if (mirrored != expected || resyncs == 0) {
+    std::cerr << "data_sync: the file differs from the collection\n";
     return 1;
   }
   return 0;

@@ -365,3 +365,27 @@ TEST_CASE("4 writer threads and 16 subscribers on 2 threads: exact counts and or
   CHECK(records[8].events.size() == static_cast<std::size_t>(total / 2));       // "a", unfiltered
   CHECK(records[11].events.size() == static_cast<std::size_t>(total / 2 / 4));  // "a", filtered
 }
+
+TEST_CASE("snapshot copies a collection with the sequence it reflects", "[database][snapshot]") {
+  aurora::Database db;
+  CHECK(db.snapshot("users").sequence == 0);
+  CHECK(db.snapshot("users").documents.empty());
+
+  db.insert("users", "b", {{"n", 2}});
+  db.insert("users", "a", {{"n", 1}});
+  db.insert("orders", "o", {{"n", 3}});
+  db.remove("users", "b");
+  auto sub = db.subscribe("users");
+  db.insert("users", "c", {{"n", 4}});
+
+  const aurora::Snapshot snap = db.snapshot("users");
+  CHECK(snap.sequence == 5);
+  REQUIRE(snap.documents.size() == 2);
+  CHECK(snap.documents[0] == std::pair<std::string, Document>{"a", {{"n", 1}}});
+  CHECK(snap.documents[1] == std::pair<std::string, Document>{"c", {{"n", 4}}});
+
+  // The event for "c" is already reflected: a resync skips it by sequence.
+  RecvResult r = sub.try_recv();
+  REQUIRE(r);
+  CHECK(r->sequence <= snap.sequence);
+}

@@ -7,5 +7,6 @@
 #include <aurora/filter.hpp>
 #include <aurora/options.hpp>
 #include <aurora/recv_result.hpp>
+#include <aurora/snapshot.hpp>
 #include <aurora/subscription.hpp>
 #include <aurora/value.hpp>

@@ -4,11 +4,13 @@
 
 #include <aurora/change_event.hpp>
 #include <aurora/detail/ring.hpp>
+#include <aurora/detail/storable.hpp>
 #include <aurora/detail/subscriber.hpp>
 #include <aurora/detail/uuid.hpp>
 #include <aurora/errc.hpp>
 #include <aurora/filter.hpp>
 #include <aurora/options.hpp>
+#include <aurora/snapshot.hpp>
 #include <aurora/subscription.hpp>
 #include <aurora/value.hpp>
 
@@ -208,6 +210,25 @@ class BasicDatabase {
     const std::shared_lock lock(mutex_);
     auto c = collections_.find(collection);
     return c == collections_.end() ? 0 : c->second.docs.size();
+  }
+
+  /// A copy of every document of `collection` (sorted by id) with the sequence of the last
+  /// commit it reflects; empty for an unknown collection. Consistent: taken under the commit
+  /// order, so no write is half in it. Costs a copy of the collection. Throws only `bad_alloc`.
+  [[nodiscard]] Snapshot snapshot(std::string_view collection) const {
+    Snapshot snap;
+    {
+      const std::shared_lock lock(mutex_);
+      snap.sequence = sequence_;
+      auto c = collections_.find(collection);
+      if (c != collections_.end()) {
+        snap.documents.reserve(c->second.docs.size());
+        for (const auto& [id, doc] : c->second.docs) snap.documents.emplace_back(id, doc);
+      }
+    }
+    std::sort(snap.documents.begin(), snap.documents.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    return snap;
   }
 
   /// The names of the collections that had a successful insert, sorted.
