@@ -5,8 +5,10 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <stdexcept>
 #include <thread>
 #include <utility>
@@ -64,8 +66,13 @@ enum class read_status { ok, empty, lagged, closed };
 // Example: C = 10,000, 100,000 items to an idle reader at c = 0: slot 0 holds item 90,000
 // (stamp 90,001), so the reader gets missed = 90,000, then items 90,000 .. 99,999, then empty.
 //
-// The writer advances `tail_` before it stamps the slot, so a reader that sees an overwritten
-// stamp also sees a tail at least that new and never computes missed == 0.
+// The writer advances `tail_` before it stamps the slot (whose store releases it), so a reader
+// that sees an overwritten stamp also sees a tail at least that new and never computes
+// missed == 0.
+//
+// Layout: each slot has a cache line to itself, and the ring's fields are grouped by who writes
+// them (the writer: tail_; parking readers: the waiter list), so that the writer stamping slot
+// p + 1 or advancing the tail does not take away the line a reader of slot p is reading.
 //
 // Thread safety: publish() and close() need one caller at a time (the Database's commit lock);
 // everything else may be called from any thread concurrently.
@@ -74,6 +81,9 @@ class broadcast_ring {
  public:
   explicit broadcast_ring(std::size_t capacity) : capacity_(capacity) {
     if (capacity == 0) throw std::invalid_argument("broadcast_ring: capacity must be at least 1");
+    // Slots are over-aligned; not every compiler turns an overflowing size into
+    // bad_array_new_length for those, so check here.
+    if (capacity > std::numeric_limits<std::size_t>::max() / sizeof(slot) - 1) throw std::bad_array_new_length();
     slots_ = std::make_unique<slot[]>(capacity);
   }
 
@@ -90,7 +100,8 @@ class broadcast_ring {
   // the ring wrapped), so the caller can destroy it outside its own locks. Never blocks on readers.
   T publish(T value) noexcept {
     const std::uint64_t pos = tail_.load(std::memory_order_relaxed);
-    tail_.store(pos + 1, std::memory_order_seq_cst);
+    // Relaxed: the stamp's store below releases it, so a reader that sees the stamp sees this.
+    tail_.store(pos + 1, std::memory_order_relaxed);
     slot& s = slots_[index(pos)];
     s.lock.lock();
     std::swap(s.value, value);
@@ -168,10 +179,14 @@ class broadcast_ring {
     {
       const std::lock_guard lock(waiters_mutex_);
       woken.swap(waiters_);
+      waiters_.swap(spare_);  // the capacity the last wake-up left: parking does not allocate
       for (const auto& w : woken) w->queued_ = false;
       has_waiters_.store(false, std::memory_order_seq_cst);
     }
     for (const auto& w : woken) w->notify();
+    woken.clear();
+    const std::lock_guard lock(waiters_mutex_);
+    if (spare_.capacity() < woken.capacity()) spare_.swap(woken);
   }
 
   // Ends the channel: readers drain what is left, then read closed. Wakes every waiter.
@@ -188,7 +203,7 @@ class broadcast_ring {
   [[nodiscard]] std::size_t subscriber_count() const noexcept { return subscribers_.load(std::memory_order_relaxed); }
 
  private:
-  struct slot {
+  struct alignas(64) slot {
     std::atomic<std::uint64_t> stamp{0};
     mutable slot_lock lock;
     T value{};
@@ -198,14 +213,19 @@ class broadcast_ring {
     return static_cast<std::size_t>(pos % capacity_);
   }
 
+  // Read by everyone, written once.
   const std::size_t capacity_;
   std::unique_ptr<slot[]> slots_;
-  std::atomic<std::uint64_t> tail_{0};
-  std::atomic<bool> closed_{false};
-  std::atomic<bool> has_waiters_{false};
+  // Written by the writer.
+  alignas(64) std::atomic<std::uint64_t> tail_{0};
+  // Written rarely (close, subscribe); read by readers that find nothing new.
+  alignas(64) std::atomic<bool> closed_{false};
   std::atomic<std::size_t> subscribers_{0};
+  // Written by readers that park; read by the writer on every publish.
+  alignas(64) std::atomic<bool> has_waiters_{false};
   std::mutex waiters_mutex_;
   std::vector<std::shared_ptr<ring_waiter>> waiters_;
+  std::vector<std::shared_ptr<ring_waiter>> spare_;  // storage for waiters_, kept between wake-ups
 };
 
 }  // namespace aurora::detail

@@ -29,8 +29,8 @@ using event_ring = broadcast_ring<event_ptr>;
 //
 // cursor_ and filter_ are used on the receiving side only: the coroutine's fast path, or a
 // completion posted to its executor while the coroutine waits (one receive at a time). The
-// parked operation and the op counters are guarded by mutex_, which is never held while calling
-// into the ring or invoking a handler (only while posting one).
+// parked operation is guarded by mutex_, which is never held while calling into the ring or
+// invoking a handler (only while posting one); the op counters are atomics (see below).
 //
 // Cancellation: each receive gets a number `op`. The cancellation handler marks `op` cancelled;
 // if the operation is parked it is completed with operation_aborted at once; if a wake-up is
@@ -72,11 +72,9 @@ class subscriber final : public ring_waiter, public parked_owner, public std::en
   // Starts one receive: completes `op` (never inside this call) with the next matching event or
   // error, parking it until a publish if nothing is ready.
   void start(recv_operation_ptr op) {
-    std::uint64_t id = 0;
-    {
-      const std::lock_guard lock(mutex_);
-      id = ++op_;
-    }
+    // One receive at a time: only this side writes op_, so no read-modify-write is needed.
+    const std::uint64_t id = op_.load(std::memory_order_relaxed) + 1;
+    op_.store(id, std::memory_order_release);
     op->id = id;
     auto slot = op->cancellation_slot();
     if (slot.is_connected()) slot.template emplace<cancel_handler>(weak_from_this(), id);
@@ -171,7 +169,7 @@ class subscriber final : public ring_waiter, public parked_owner, public std::en
       const std::uint64_t cursor = cursor_;  // a woken completion may own cursor_ after parking
       {
         const std::lock_guard lock(mutex_);
-        if (cancelled_id_ == id) continue;
+        if (cancelled_id_.load(std::memory_order_relaxed) == id) continue;
         if (op->service != nullptr) op->service->add(this, weak_from_this());
         parked_ = std::move(op);
       }
@@ -187,10 +185,7 @@ class subscriber final : public ring_waiter, public parked_owner, public std::en
     }
   }
 
-  bool is_cancelled(std::uint64_t id) {
-    const std::lock_guard lock(mutex_);
-    return cancelled_id_ == id;
-  }
+  bool is_cancelled(std::uint64_t id) const noexcept { return cancelled_id_.load(std::memory_order_acquire) == id; }
 
   // Delivers the outcome: directly when on the handler's executor, else posted to it.
   static void finish(recv_operation_ptr op, boost::system::error_code ec, RecvResult r, bool must_post) {
@@ -207,8 +202,8 @@ class subscriber final : public ring_waiter, public parked_owner, public std::en
   void cancel(std::uint64_t id) {
     {
       const std::lock_guard lock(mutex_);
-      if (id != op_) return;
-      cancelled_id_ = id;
+      if (id != op_.load(std::memory_order_acquire)) return;
+      cancelled_id_.store(id, std::memory_order_release);
     }
     complete_parked(errc{}, id);
   }
@@ -236,9 +231,12 @@ class subscriber final : public ring_waiter, public parked_owner, public std::en
   std::atomic<bool> unsubscribed_{false};
 
   std::mutex mutex_;
-  recv_operation_ptr parked_;       // the receive waiting for a publish, if any
-  std::uint64_t op_ = 0;            // the newest receive started
-  std::uint64_t cancelled_id_ = 0;  // the newest receive cancelled
+  recv_operation_ptr parked_;  // the receive waiting for a publish, if any
+  // Written by start() (the receiving side) and by cancel() under mutex_; read lock-free by the
+  // receiving side. A receive that parks re-checks cancelled_id_ under mutex_, so it cannot
+  // miss a cancel that the handler marked before the receive was listed.
+  std::atomic<std::uint64_t> op_{0};            // the newest receive started
+  std::atomic<std::uint64_t> cancelled_id_{0};  // the newest receive cancelled
 };
 
 }  // namespace aurora::detail
