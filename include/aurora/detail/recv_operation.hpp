@@ -131,14 +131,30 @@ class recv_operation {
   // Frees this without invoking the handler.
   virtual void destroy() noexcept = 0;
 
+  // The recv_service of its executor's context, where it parks (null for an executor that does
+  // not tell its context). Looked up when first asked, that is when the receive first parks:
+  // a receive that never parks does not pay for use_service's registry lock.
+  recv_service* service() {
+    if (!service_known_) {
+      service_ = find_service();
+      service_known_ = true;
+    }
+    return service_;
+  }
+
   std::uint64_t id = 0;                  // which receive of its subscription this is
-  recv_service* service = nullptr;       // its executor's context's, where it parks (may be null)
   boost::system::error_code pending_ec;  // the outcome to deliver after a post
   RecvResult pending_result;
 
  protected:
   recv_operation() = default;
   ~recv_operation() = default;
+
+ private:
+  virtual recv_service* find_service() = 0;
+
+  recv_service* service_ = nullptr;
+  bool service_known_ = false;
 };
 
 struct recv_operation_deleter {
@@ -154,7 +170,7 @@ class recv_operation_impl final : public recv_operation {
       Handler, boost::asio::recycling_allocator<void>>>::template rebind_alloc<recv_operation_impl>;
 
   static recv_operation_ptr create(Handler&& handler) {
-    allocator_type alloc(boost::asio::get_associated_allocator(handler, boost::asio::recycling_allocator<void>()));
+    allocator_type alloc = allocator_of(handler);
     recv_operation_impl* p = std::allocator_traits<allocator_type>::allocate(alloc, 1);
     try {
       std::allocator_traits<allocator_type>::construct(alloc, p, std::move(handler));
@@ -168,14 +184,12 @@ class recv_operation_impl final : public recv_operation {
   explicit recv_operation_impl(Handler&& handler)
       : handler_(std::move(handler)),
         work_(boost::asio::make_work_guard(
-            boost::asio::get_associated_executor(handler_, boost::asio::system_executor()))) {
-    service = recv_service_for(work_.get_executor());
-  }
+            boost::asio::get_associated_executor(handler_, boost::asio::system_executor()))) {}
 
   void complete(boost::system::error_code ec, RecvResult r) override {
     auto slot = boost::asio::get_associated_cancellation_slot(handler_);
     if (slot.is_connected()) slot.clear();
-    allocator_type alloc(boost::asio::get_associated_allocator(handler_, boost::asio::recycling_allocator<void>()));
+    allocator_type alloc = allocator_of(handler_);
     Handler handler(std::move(handler_));
     auto work(std::move(work_));
     free_self(alloc);
@@ -197,12 +211,15 @@ class recv_operation_impl final : public recv_operation {
     return boost::asio::get_associated_cancellation_slot(handler_);
   }
 
-  void destroy() noexcept override {
-    free_self(
-        allocator_type(boost::asio::get_associated_allocator(handler_, boost::asio::recycling_allocator<void>())));
-  }
+  void destroy() noexcept override { free_self(allocator_of(handler_)); }
 
  private:
+  static allocator_type allocator_of(const Handler& handler) noexcept {
+    return allocator_type(boost::asio::get_associated_allocator(handler, boost::asio::recycling_allocator<void>()));
+  }
+
+  recv_service* find_service() override { return recv_service_for(work_.get_executor()); }
+
   void free_self(allocator_type alloc) noexcept {
     std::allocator_traits<allocator_type>::destroy(alloc, this);
     std::allocator_traits<allocator_type>::deallocate(alloc, this, 1);

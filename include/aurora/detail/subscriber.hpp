@@ -99,7 +99,7 @@ class subscriber final : public ring_waiter, public parked_owner, public std::en
     const std::lock_guard lock(mutex_);
     if (!parked_) return;
     recv_operation_ptr op = std::move(parked_);
-    recv_service* service = op->service;
+    recv_service* service = op->service();
     if (!post_locked(op, &subscriber::run_posted, shared_from_this())) dropped = std::move(op);
     if (service != nullptr) service->remove(this);
   }
@@ -108,7 +108,7 @@ class subscriber final : public ring_waiter, public parked_owner, public std::en
   void drop_parked(const recv_service& service) noexcept override {
     recv_operation_ptr op;  // destroyed after the lock: its coroutine may own this subscription
     const std::lock_guard lock(mutex_);
-    if (parked_ && parked_->service == &service) op = std::move(parked_);  // already unlisted
+    if (parked_ && parked_->service() == &service) op = std::move(parked_);  // already unlisted
   }
 
  private:
@@ -170,7 +170,7 @@ class subscriber final : public ring_waiter, public parked_owner, public std::en
       {
         const std::lock_guard lock(mutex_);
         if (cancelled_id_.load(std::memory_order_relaxed) == id) continue;
-        if (op->service != nullptr) op->service->add(this, weak_from_this());
+        if (recv_service* svc = op->service()) svc->add(this, weak_from_this());
         parked_ = std::move(op);
       }
       ring_->add_waiter(shared_from_this());
@@ -180,7 +180,7 @@ class subscriber final : public ring_waiter, public parked_owner, public std::en
       const std::lock_guard lock(mutex_);
       if (!parked_) return;
       op = std::move(parked_);
-      if (op->service != nullptr) op->service->remove(this);
+      if (recv_service* svc = op->service()) svc->remove(this);
       in_initiation = true;  // still inside our own call chain: must not complete inline
     }
   }
@@ -215,7 +215,7 @@ class subscriber final : public ring_waiter, public parked_owner, public std::en
     const std::lock_guard lock(mutex_);
     if (!parked_ || (code != errc::closed && parked_->id != id)) return;
     recv_operation_ptr op = std::move(parked_);
-    recv_service* service = op->service;
+    recv_service* service = op->service();
     if (code == errc::closed) {
       op->pending_result = RecvResult(RecvError{errc::closed});
     } else {
