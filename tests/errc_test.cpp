@@ -9,10 +9,10 @@
 #include <type_traits>
 
 namespace {
-const aurora::errc all_codes[] = {aurora::errc::lagged,          aurora::errc::closed,
-                                  aurora::errc::empty,           aurora::errc::not_found,
-                                  aurora::errc::already_exists,  aurora::errc::invalid_document,
-                                  aurora::errc::invalid_argument};
+const aurora::errc all_codes[] = {
+    aurora::errc::lagged,           aurora::errc::closed,         aurora::errc::empty,
+    aurora::errc::not_found,        aurora::errc::already_exists, aurora::errc::invalid_document,
+    aurora::errc::invalid_argument, aurora::errc::history_lost,   aurora::errc::storage_error};
 }
 
 TEST_CASE("errc converts to std::error_code and boost::system::error_code", "[errc]") {

@@ -8,5 +8,7 @@
 #include <aurora/options.hpp>
 #include <aurora/recv_result.hpp>
 #include <aurora/snapshot.hpp>
+#include <aurora/start.hpp>
 #include <aurora/subscription.hpp>
+#include <aurora/transition.hpp>
 #include <aurora/value.hpp>

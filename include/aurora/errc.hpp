@@ -22,7 +22,9 @@ enum class errc : int {
   not_found,         ///< the collection was never written, or the id is not present
   already_exists,    ///< `insert` with an id that is already present
   invalid_document,  ///< a document or patch that is not a JSON object, or cannot be stored
-  invalid_argument,  ///< an empty collection name or id, or a bad option
+  invalid_argument,  ///< an empty collection name or id, a bad option, query or start position
+  history_lost,      ///< `Start::after(s)`: events after `s` are no longer retained
+  storage_error,     ///< the durable storage failed (I/O, disk full, locked or corrupt file)
 };
 
 namespace detail {
@@ -48,6 +50,8 @@ class error_category_impl final : public boost::system::error_category {
       case errc::already_exists: return "document id already exists";
       case errc::invalid_document: return "invalid document: not a JSON object that can be stored";
       case errc::invalid_argument: return "invalid argument";
+      case errc::history_lost: return "history lost: the events to resume from are no longer retained";
+      case errc::storage_error: return "storage error";
     }
     return "unknown aurora error";
   }
