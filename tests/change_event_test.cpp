@@ -33,7 +33,7 @@ TEST_CASE("to_json writes every field, with null for absent documents", "[change
                                .sequence = 42};
 
   const nlohmann::json j = ev;
-  CHECK(j.size() == 7);
+  CHECK(j.size() == 8);
   CHECK(j.at("collection") == "users");
   CHECK(j.at("document_id") == "u1");
   CHECK(j.at("operation") == "Delete");

@@ -14,6 +14,7 @@
 #include <future>
 #include <regex>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -388,4 +389,78 @@ TEST_CASE("snapshot copies a collection with the sequence it reflects", "[databa
   RecvResult r = sub.try_recv();
   REQUIRE(r);
   CHECK(r->sequence <= snap.sequence);
+}
+
+namespace {
+// A clock that throws while `failing` is set.
+struct failing_clock {
+  static inline std::atomic<bool> failing{false};
+  static std::chrono::system_clock::time_point now() {
+    if (failing) throw std::runtime_error("clock unavailable");
+    return std::chrono::system_clock::now();
+  }
+};
+}  // namespace
+
+TEST_CASE("a clock that throws fails the write before anything changed", "[database][errors]") {
+  aurora::BasicDatabase<failing_clock> db;
+  auto sub = db.subscribe_global();
+  db.insert("users", "a", {{"v", 1}});
+  REQUIRE(drain(sub).size() == 1);
+  failing_clock::failing = true;
+  CHECK_THROWS_AS(db.update("users", "a", {{"v", 2}}), std::runtime_error);
+  CHECK_THROWS_AS(db.replace("users", "a", {{"v", 3}}), std::runtime_error);
+  CHECK_THROWS_AS(db.remove("users", "a"), std::runtime_error);
+  CHECK_THROWS_AS(db.insert("users", "b", {{"v", 4}}), std::runtime_error);
+  CHECK_THROWS_AS(db.insert("other", {{"v", 5}}), std::runtime_error);
+  failing_clock::failing = false;
+  CHECK(db.get("users", "a") == Document{{"v", 1}});
+  CHECK_FALSE(db.get("users", "b"));
+  CHECK(db.collections() == std::vector<std::string>{"users"});
+  CHECK(drain(sub).empty());
+  CHECK(db.last_sequence() == 1);
+  db.update("users", "a", {{"v", 6}});
+  const auto events = drain(sub);
+  REQUIRE(events.size() == 1);
+  CHECK(events[0]->sequence == 2);
+}
+
+TEST_CASE("a channel nobody subscribes to any more is released with its events", "[database][memory]") {
+  // Capacity 4: the retained history (the global channel) lets go of an event after 4 more
+  // commits; the collection channel must not keep it alive beyond that.
+  aurora::Database db{aurora::Options{.channel_capacity = 4}};
+  std::weak_ptr<const aurora::ChangeEvent> watched;
+  {
+    auto sub = db.subscribe("secrets");
+    db.insert("secrets", "k", {{"password", "hunter2"}});
+    RecvResult r = sub.try_recv();
+    REQUIRE(r);
+    watched = r.event();
+  }
+  CHECK(db.subscriber_count("secrets") == 0);
+  db.remove("secrets", "k");
+  for (int i = 0; i < 4; ++i) db.insert("other", {{"i", i}});
+  CHECK(watched.expired());
+
+  // Subscribing to many names and leaving leaves nothing behind either: each later subscribe
+  // or write releases the channels left idle (checked through the events they held).
+  std::vector<std::weak_ptr<const aurora::ChangeEvent>> held;
+  for (int i = 0; i < 50; ++i) {
+    const std::string name = "tenant-" + std::to_string(i);
+    auto sub = db.subscribe(name);
+    db.insert(name, {{"i", i}});
+    held.push_back(sub.try_recv().event());
+  }
+  for (int i = 0; i < 4; ++i) db.insert("other", {{"i", i}});
+  for (const auto& w : held) CHECK(w.expired());
+}
+
+TEST_CASE("last_sequence counts commits", "[database][events]") {
+  aurora::Database db;
+  CHECK(db.last_sequence() == 0);
+  const std::string id = db.insert("users", {{"a", 1}});
+  db.update("users", id, {{"a", 1}});  // unchanged: no commit
+  CHECK(db.last_sequence() == 1);
+  db.remove("users", id);
+  CHECK(db.last_sequence() == 2);
 }

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -241,4 +242,67 @@ TEST_CASE("a writer thread and a parking reader thread agree on every count", "[
   CHECK(order_errors == 0);
   CHECK(received + total_missed == total);
   CHECK(received >= 1'000);  // at least the retained tail
+}
+
+TEST_CASE("a reader releases the value it held after unlocking the slot", "[ring]") {
+  // The value a reader held before its read may be the last owner of an item the ring already
+  // displaced. Its destructor here publishes into the very slot being read: if it ran under
+  // that slot's lock, this thread would spin on its own lock forever.
+  struct hook {
+    std::function<void()> on_destroy;
+    hook(const hook&) = delete;
+    hook& operator=(const hook&) = delete;
+    explicit hook(std::function<void()> f) : on_destroy(std::move(f)) {}
+    ~hook() {
+      if (on_destroy) on_destroy();
+    }
+  };
+  broadcast_ring<std::shared_ptr<const hook>> ring(2);
+  bool destroyed = false;
+  auto first = std::make_shared<const hook>([&] {
+    ring.publish(std::make_shared<const hook>(nullptr));  // into slot 1, the one being read
+    destroyed = true;
+  });
+  ring.publish(first);                                  // position 0, slot 0
+  ring.publish(std::make_shared<const hook>(nullptr));  // position 1, slot 1
+  first.reset();
+  std::uint64_t cursor = 0;
+  std::uint64_t missed = 0;
+  std::shared_ptr<const hook> out;
+  REQUIRE(ring.try_read(cursor, out, missed) == read_status::ok);  // out = position 0
+  (void)ring.publish(std::make_shared<const hook>(nullptr));       // position 2 displaces it
+  REQUIRE(ring.try_read(cursor, out, missed) == read_status::ok);  // releases position 0
+  CHECK(destroyed);
+  CHECK(ring.tail() == 4);
+}
+
+TEST_CASE("slot memory grows with use, not with capacity", "[ring]") {
+  constexpr std::size_t segment = broadcast_ring<int>::segment_slots;
+  broadcast_ring<int> ring(10'000);
+  CHECK(ring.allocated_slots() == 0);
+  std::uint64_t cursor = 0;
+  int value = 0;
+  std::uint64_t missed = 0;
+  CHECK(ring.try_read(cursor, value, missed) == read_status::empty);  // no segment yet: empty
+  for (int i = 0; i < 3; ++i) ring.publish(i);
+  CHECK(ring.allocated_slots() == segment);
+  ring.reserve(2 * segment);  // the next publishes cannot fail
+  CHECK(ring.allocated_slots() == 3 * segment);
+  for (int i = 3; i < 20'000; ++i) ring.publish(i);
+  CHECK(ring.allocated_slots() == 10'000);  // the last segment is exactly as long as needed
+  REQUIRE(ring.try_read(cursor, value, missed) == read_status::lagged);
+  CHECK(missed == 10'000);
+}
+
+TEST_CASE("a ring may start at any position", "[ring]") {
+  broadcast_ring<std::uint64_t> ring(4, 1'000);
+  CHECK(ring.tail() == 1'000);
+  std::uint64_t cursor = ring.tail();
+  for (std::uint64_t i = 0; i < 6; ++i) ring.publish(1'000 + i);
+  std::uint64_t value = 0;
+  std::uint64_t missed = 0;
+  REQUIRE(ring.try_read(cursor, value, missed) == read_status::lagged);
+  CHECK(missed == 2);
+  REQUIRE(ring.try_read(cursor, value, missed) == read_status::ok);
+  CHECK(value == 1'002);
 }

@@ -20,6 +20,7 @@
 #include <exception>
 #include <optional>
 #include <thread>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -68,7 +69,7 @@ TEST_CASE("a new subscription sees only events published after subscribe", "[sub
   CHECK(sub.try_recv().error().code == errc::empty);
 }
 
-TEST_CASE("recv returns ready events without suspending or posting", "[subscription]") {
+TEST_CASE("recv returns ready events without suspending, yielding once per budget", "[subscription]") {
   aurora::Database db;
   auto sub = db.subscribe("users");
   constexpr int n = 1000;
@@ -87,7 +88,42 @@ TEST_CASE("recv returns ready events without suspending or posting", "[subscript
       asio::detached);
   const std::size_t handlers = run_bounded(io);
   CHECK(received == n);
-  CHECK(handlers <= 3);  // starting the coroutine, not one per event
+  // Starting the coroutine, and one yield per recv_budget ready events, not one per event.
+  CHECK(handlers <= 3 + n / aurora::Subscription::recv_budget);
+  CHECK(handlers >= n / aurora::Subscription::recv_budget);
+}
+
+TEST_CASE("a subscriber that never runs out of events does not starve its executor", "[subscription]") {
+  // Every event the subscriber takes, it replaces with a new one (as a writer faster than the
+  // subscriber would): without the budget its loop would never suspend and the other coroutine
+  // on this single-threaded executor would never run.
+  aurora::Database db;
+  auto sub = db.subscribe("users");
+  db.insert("users", doc(0));
+  asio::io_context io;
+  bool other_ran = false;
+  int received = 0;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        while (!other_ran) {
+          RecvResult r = co_await sub.recv();
+          REQUIRE(r);
+          ++received;
+          db.insert("users", doc(received));
+        }
+      },
+      asio::detached);
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        other_ran = true;
+        co_return;
+      },
+      asio::detached);
+  run_bounded(io);
+  CHECK(other_ran);
+  CHECK(received <= static_cast<int>(aurora::Subscription::recv_budget) + 1);
 }
 
 TEST_CASE("a parked recv is resumed by the next publish, on the coroutine's executor", "[subscription]") {
@@ -388,4 +424,106 @@ TEST_CASE("an empty subscription is closed", "[subscription]") {
   run_bounded(io);
   REQUIRE(out.done);
   CHECK(out.result.error().code == errc::closed);
+}
+
+TEST_CASE("a second receive while one is in flight completes with already_started", "[subscription]") {
+  aurora::Database db;
+  auto sub = db.subscribe("users");
+  asio::io_context io;
+  recorded first;
+  recorded second;
+  sub.async_recv(record_into(io, first));   // parks
+  sub.async_recv(record_into(io, second));  // refused, at once
+  CHECK_FALSE(second.done);                 // but not inside the initiating call
+  io.poll();
+  REQUIRE(second.done);
+  CHECK(second.ec == asio::error::already_started);
+  CHECK_FALSE(first.done);  // the first one is untouched
+
+  db.insert("users", doc(7));
+  io.restart();
+  run_bounded(io);
+  REQUIRE(first.done);
+  CHECK_FALSE(first.ec);
+  REQUIRE(first.result);
+  CHECK(first.result->document->at("i") == 7);
+
+  // Through co_await: the second receive throws system_error(already_started).
+  std::optional<boost::system::error_code> thrown;
+  RecvResult got;
+  asio::co_spawn(
+      io, [&]() -> asio::awaitable<void> { got = co_await sub.recv(); }, asio::detached);
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        try {
+          (void)co_await sub.recv();
+        } catch (const boost::system::system_error& e) {
+          thrown = e.code();
+        }
+      },
+      asio::detached);
+  io.restart();
+  io.poll();
+  REQUIRE(thrown);
+  CHECK(*thrown == asio::error::already_started);
+  db.insert("users", doc(8));
+  run_bounded(io);
+  REQUIRE(got);
+  CHECK(got->document->at("i") == 8);
+}
+
+TEST_CASE("async_recv defaults to use_awaitable, and is_open follows the subscription", "[subscription]") {
+  aurora::Database db;
+  auto sub = db.subscribe("users");
+  CHECK(sub.is_open());
+  db.insert("users", doc(1));
+  asio::io_context io;
+  RecvResult got;
+  asio::co_spawn(
+      io, [&]() -> asio::awaitable<void> { got = co_await sub.async_recv(); }, asio::detached);
+  run_bounded(io);
+  REQUIRE(got);
+  CHECK(got->document->at("i") == 1);
+  static_assert(
+      std::is_same_v<aurora::Subscription::completion_signature, void(boost::system::error_code, aurora::RecvResult)>);
+
+  aurora::Subscription moved = std::move(sub);
+  CHECK_FALSE(sub.is_open());  // NOLINT(bugprone-use-after-move)
+  CHECK(moved.is_open());
+  moved.unsubscribe();
+  CHECK_FALSE(moved.is_open());
+  CHECK_FALSE(aurora::Subscription().is_open());
+}
+
+TEST_CASE("a cancellation before a queued receive runs is not held until the next publish", "[subscription][cancel]") {
+  // The receive found an event at once and queued itself to read it on the executor; the
+  // cancellation arrives before that runs. It must complete with operation_aborted when it runs,
+  // with no further publish, and leave the event in place.
+  aurora::Database db;
+  auto sub = db.subscribe("users");
+  db.insert("users", doc(1));
+  asio::io_context io;
+  asio::cancellation_signal signal;
+  recorded out;
+  sub.async_recv(asio::bind_cancellation_slot(signal.slot(), record_into(io, out)));
+  signal.emit(asio::cancellation_type::terminal);
+  run_bounded(io);
+  REQUIRE(out.done);
+  CHECK(out.ec == asio::error::operation_aborted);
+  RecvResult r = sub.try_recv();
+  REQUIRE(r);
+  CHECK(r->document->at("i") == 1);
+
+  // The same while parked: completes without any publish.
+  recorded parked;
+  asio::cancellation_signal signal2;
+  sub.async_recv(asio::bind_cancellation_slot(signal2.slot(), record_into(io, parked)));
+  io.restart();
+  io.poll();
+  CHECK_FALSE(parked.done);
+  signal2.emit(asio::cancellation_type::terminal);
+  run_bounded(io);
+  REQUIRE(parked.done);
+  CHECK(parked.ec == asio::error::operation_aborted);
 }

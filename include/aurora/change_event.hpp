@@ -21,6 +21,7 @@ struct ChangeEvent {
   std::optional<Document> old_document;             ///< the document before it; empty for Insert
   std::chrono::system_clock::time_point timestamp;  ///< commit time (UTC); never decreases in sequence order
   std::uint64_t sequence = 0;                       ///< database-wide commit number: 1, 2, 3, ... no gaps
+  std::uint64_t commit = 0;  ///< the sequence of the last event of its commit (== sequence for single writes)
 };
 
 /// Formats `tp` as RFC 3339 UTC with microseconds, truncated: `"2026-11-26T18:30:05.123456Z"`.
@@ -28,7 +29,8 @@ struct ChangeEvent {
 inline std::string to_rfc3339(std::chrono::system_clock::time_point tp) { return detail::format_rfc3339(tp); }
 
 /// Writes `ev` as a JSON object with the keys `collection`, `document_id`, `operation`,
-/// `document`, `old_document` (`null` when absent), `timestamp` (RFC 3339) and `sequence`.
+/// `document`, `old_document` (`null` when absent), `timestamp` (RFC 3339), `sequence` and
+/// `commit`.
 /// Found by nlohmann's ADL, so `nlohmann::json j = ev;` works. Throws only `std::bad_alloc`.
 inline void to_json(nlohmann::json& j, const ChangeEvent& ev) {
   j = nlohmann::json{
@@ -39,6 +41,7 @@ inline void to_json(nlohmann::json& j, const ChangeEvent& ev) {
       {"old_document", ev.old_document ? *ev.old_document : nlohmann::json(nullptr)},
       {"timestamp", to_rfc3339(ev.timestamp)},
       {"sequence", ev.sequence},
+      {"commit", ev.commit},
   };
 }
 

@@ -3,45 +3,39 @@
 #pragma once
 
 #include <aurora/change_event.hpp>
-#include <aurora/detail/ring.hpp>
+#include <aurora/detail/hub.hpp>
 #include <aurora/detail/storable.hpp>
+#include <aurora/detail/string_map.hpp>
 #include <aurora/detail/subscriber.hpp>
 #include <aurora/detail/uuid.hpp>
 #include <aurora/errc.hpp>
 #include <aurora/filter.hpp>
 #include <aurora/options.hpp>
 #include <aurora/snapshot.hpp>
+#include <aurora/start.hpp>
 #include <aurora/subscription.hpp>
 #include <aurora/value.hpp>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
+#include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
 namespace aurora {
 
 namespace detail {
-
-struct string_hash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-};
-
-template <class V>
-using string_map = std::unordered_map<std::string, V, string_hash, std::equal_to<>>;
 
 // Names in error messages, shortened so a huge id does not make a huge message.
 inline std::string quoted(std::string_view s) {
@@ -58,6 +52,7 @@ inline std::string quoted(std::string_view s) {
 }  // namespace detail
 
 /// A clock for event timestamps: `Clock::now()` gives a `std::chrono::system_clock::time_point`.
+/// It may throw; a write whose clock throws changes nothing.
 template <class C>
 concept EventClock = requires {
   { C::now() } -> std::convertible_to<std::chrono::system_clock::time_point>;
@@ -79,22 +74,14 @@ class BasicDatabase {
   using clock_type = Clock;
 
   /// An empty database. Throws `aurora::error(errc::invalid_argument)` when
-  /// `options.channel_capacity == 0`.
-  explicit BasicDatabase(Options options = {}) : options_(options) {
-    if (options_.channel_capacity == 0) throw error(errc::invalid_argument, "Options::channel_capacity must be >= 1");
-  }
+  /// `options.channel_capacity` is 0 or above `max_channel_capacity`.
+  explicit BasicDatabase(Options options = {}) : options_(check(options)), hub_(options_.channel_capacity, 0) {}
 
   BasicDatabase(const BasicDatabase&) = delete;
   BasicDatabase& operator=(const BasicDatabase&) = delete;
 
   /// Closes every channel; subscriptions and their pending receives stay valid.
-  ~BasicDatabase() {
-    const std::unique_lock lock(mutex_);
-    for (auto& [name, entry] : collections_) {
-      if (entry.channel) entry.channel->close();
-    }
-    if (global_) global_->close();
-  }
+  ~BasicDatabase() { hub_.close(); }
 
   /// Stores `doc` under a new UUIDv7 id and returns the id.
   ///
@@ -107,7 +94,11 @@ class BasicDatabase {
     check_object(doc, "insert: the document");
     for (;;) {
       std::string id = ids_.next(Clock::now());
-      if (try_insert(collection, id, doc)) return id;
+      commit_scope scope(*this);
+      if (scope.insert(collection, id, doc)) {
+        scope.commit();
+        return id;
+      }
     }
   }
 
@@ -120,10 +111,12 @@ class BasicDatabase {
     check_collection(collection, "insert");
     if (id.empty()) throw error(errc::invalid_argument, "insert: the id is empty");
     check_object(doc, "insert: the document");
-    if (!try_insert(collection, id, doc)) {
+    commit_scope scope(*this);
+    if (!scope.insert(collection, id, doc)) {
       throw error(errc::already_exists,
                   "insert: id " + detail::quoted(id) + " already exists in " + detail::quoted(collection));
     }
+    scope.commit();
     return id;
   }
 
@@ -142,20 +135,9 @@ class BasicDatabase {
   /// `not_found` if the collection was never written or `id` is not present.
   void update(std::string_view collection, std::string_view id, const Document& patch) {
     check_object(patch, "update: the patch");
-    auto ev = make_event(collection, id, OperationType::Update);
-    published batch;
-    {
-      const std::unique_lock lock(mutex_);
-      auto [entry, it] = find_locked(collection, id, "update");
-      Document updated = it->second;
-      updated.merge_patch(patch);
-      if (updated == it->second) return;
-      ev->document.emplace(updated);
-      ev->old_document.emplace(std::move(it->second));
-      it->second = std::move(updated);
-      commit_locked(*entry, std::move(ev), batch);
-    }
-    batch.notify();
+    commit_scope scope(*this);
+    scope.update(collection, id, patch);
+    scope.commit();
   }
 
   /// Replaces document `id` with `doc`. Publishes an Update, or nothing when `doc` equals the
@@ -165,51 +147,33 @@ class BasicDatabase {
   /// `not_found` if the collection was never written or `id` is not present.
   void replace(std::string_view collection, std::string_view id, Document doc) {
     check_object(doc, "replace: the document");
-    auto ev = make_event(collection, id, OperationType::Update);
-    ev->document.emplace(doc);
-    published batch;
-    {
-      const std::unique_lock lock(mutex_);
-      auto [entry, it] = find_locked(collection, id, "replace");
-      if (doc == it->second) return;
-      ev->old_document.emplace(std::move(it->second));
-      it->second = std::move(doc);
-      commit_locked(*entry, std::move(ev), batch);
-    }
-    batch.notify();
+    commit_scope scope(*this);
+    scope.replace(collection, id, doc);
+    scope.commit();
   }
 
   /// Removes document `id` and publishes a Delete carrying it as `old_document`.
   ///
   /// Errors: `not_found` if the collection was never written or `id` is not present.
   void remove(std::string_view collection, std::string_view id) {
-    auto ev = make_event(collection, id, OperationType::Delete);
-    published batch;
-    {
-      const std::unique_lock lock(mutex_);
-      auto [entry, it] = find_locked(collection, id, "remove");
-      ev->old_document.emplace(std::move(it->second));
-      entry->docs.erase(it);
-      commit_locked(*entry, std::move(ev), batch);
-    }
-    batch.notify();
+    commit_scope scope(*this);
+    scope.remove(collection, id);
+    scope.commit();
   }
 
   /// A copy of document `id`, or nothing when the collection or the document is not there.
   [[nodiscard]] std::optional<Document> get(std::string_view collection, std::string_view id) const {
     const std::shared_lock lock(mutex_);
-    auto c = collections_.find(collection);
-    if (c == collections_.end()) return std::nullopt;
-    auto it = c->second.docs.find(id);
-    if (it == c->second.docs.end()) return std::nullopt;
-    return it->second;
+    const Document* doc = find(collection, id);
+    if (doc == nullptr) return std::nullopt;
+    return *doc;
   }
 
   /// How many documents `collection` holds; 0 for an unknown one.
   [[nodiscard]] std::size_t size(std::string_view collection) const {
     const std::shared_lock lock(mutex_);
     auto c = collections_.find(collection);
-    return c == collections_.end() ? 0 : c->second.docs.size();
+    return c == collections_.end() ? 0 : c->second.size();
   }
 
   /// A copy of every document of `collection` (sorted by id) with the sequence of the last
@@ -219,11 +183,11 @@ class BasicDatabase {
     Snapshot snap;
     {
       const std::shared_lock lock(mutex_);
-      snap.sequence = sequence_;
+      snap.sequence = hub_.last_sequence();
       auto c = collections_.find(collection);
       if (c != collections_.end()) {
-        snap.documents.reserve(c->second.docs.size());
-        for (const auto& [id, doc] : c->second.docs) snap.documents.emplace_back(id, doc);
+        snap.documents.reserve(c->second.size());
+        for (const auto& [id, doc] : c->second) snap.documents.emplace_back(id, doc);
       }
     }
     std::sort(snap.documents.begin(), snap.documents.end(),
@@ -236,44 +200,51 @@ class BasicDatabase {
     std::vector<std::string> names;
     {
       const std::shared_lock lock(mutex_);
-      for (const auto& [name, entry] : collections_) {
-        if (entry.created) names.push_back(name);
-      }
+      names.reserve(collections_.size());
+      for (const auto& [name, docs] : collections_) names.push_back(name);
     }
     std::sort(names.begin(), names.end());
     return names;
   }
 
-  /// A subscription to `collection`'s changes from now on, optionally filtered. The collection
-  /// need not exist yet (subscribing does not create it).
-  ///
-  /// Errors: `invalid_argument` if `collection` is empty.
-  [[nodiscard]] Subscription subscribe(std::string_view collection, std::optional<EventFilter> filter = {}) {
-    check_collection(collection, "subscribe");
-    const std::unique_lock lock(mutex_);
-    auto& entry = entry_locked(collection);
-    if (!entry.channel) entry.channel = std::make_shared<detail::event_ring>(options_.channel_capacity);
-    return Subscription(std::make_shared<detail::subscriber>(entry.channel, std::move(filter)));
+  /// The sequence of the last commit (0 before the first).
+  [[nodiscard]] std::uint64_t last_sequence() const {
+    const std::shared_lock lock(mutex_);
+    return hub_.last_sequence();
   }
 
-  /// A subscription to every collection's changes from now on, in sequence order.
-  [[nodiscard]] Subscription subscribe_global(std::optional<EventFilter> filter = {}) {
-    const std::unique_lock lock(mutex_);
-    if (!global_) global_ = std::make_shared<detail::event_ring>(options_.channel_capacity);
-    return Subscription(std::make_shared<detail::subscriber>(global_, std::move(filter)));
+  /// A subscription to `collection`'s changes, optionally filtered, from `start` on: by default
+  /// the events committed after this call returns; `Start::after(s)` every event with a
+  /// sequence above `s`, then live ones, with no gap and no duplicate; `Start::oldest()` from
+  /// the oldest event retained. The collection need not exist yet (subscribing does not create
+  /// it).
+  ///
+  /// Errors: `invalid_argument` if `collection` is empty or `s > last_sequence()`;
+  /// `history_lost` if events after `s` are no longer retained (the database keeps its last
+  /// `channel_capacity` events, whatever their collection).
+  [[nodiscard]] Subscription subscribe(std::string_view collection, std::optional<EventFilter> filter = {},
+                                       Start start = Start::now()) {
+    check_collection(collection, "subscribe");
+    return subscribe_to(collection, filter, start);
+  }
+
+  /// A subscription to every collection's changes in sequence order, from `start` on (as for
+  /// `subscribe`). Errors: `invalid_argument` / `history_lost` for a `Start` as for `subscribe`.
+  [[nodiscard]] Subscription subscribe_global(std::optional<EventFilter> filter = {}, Start start = Start::now()) {
+    return subscribe_to({}, filter, start);
   }
 
   /// How many live subscriptions `collection` has.
   [[nodiscard]] std::size_t subscriber_count(std::string_view collection) const {
+    if (collection.empty()) return 0;
     const std::shared_lock lock(mutex_);
-    auto c = collections_.find(collection);
-    return c == collections_.end() || !c->second.channel ? 0 : c->second.channel->subscriber_count();
+    return hub_.subscriber_count(collection);
   }
 
   /// How many live global subscriptions there are.
   [[nodiscard]] std::size_t global_subscriber_count() const {
     const std::shared_lock lock(mutex_);
-    return global_ ? global_->subscriber_count() : 0;
+    return hub_.global_subscriber_count();
   }
 
   /// The options this database was made with.
@@ -282,24 +253,176 @@ class BasicDatabase {
  private:
   using doc_map = detail::string_map<Document>;
 
-  struct collection_entry {
-    bool created = false;                         // had a successful insert
-    doc_map docs;                                 // id -> document
-    std::shared_ptr<detail::event_ring> channel;  // made by the first subscribe
-  };
+  // The one way a write reaches the database: takes the commit lock and reads the clock (before
+  // anything changes), applies changes to the documents while recording each as an event, then
+  // commit() stamps the events (next sequences, one timestamp, `commit`), publishes them to the
+  // hub, unlocks and wakes the readers. A scope destroyed without commit() undoes what it
+  // applied, newest first, from the before-images its events hold. Storage that makes commits
+  // durable, and transactions, plug in here.
+  class commit_scope {
+   public:
+    explicit commit_scope(BasicDatabase& db) : db_(db), lock_(db.mutex_), now_(Clock::now()) {}
 
-  // What a commit published: the channels to wake and the events the rings displaced, both
-  // handled after the commit lock is released.
-  struct published {
-    detail::event_ring* rings[2] = {nullptr, nullptr};
-    detail::event_ptr displaced[2];
+    commit_scope(const commit_scope&) = delete;
+    commit_scope& operator=(const commit_scope&) = delete;
 
-    void notify() {
-      for (detail::event_ring* ring : rings) {
-        if (ring != nullptr) ring->notify_waiters();
+    ~commit_scope() {
+      if (!committed_) rollback();
+    }
+
+    // Moves `doc` in under `id`; false (nothing changed, `doc` untouched) when the id is taken.
+    bool insert(std::string_view collection, const std::string& id, Document& doc) {
+      auto c = db_.collections_.find(collection);
+      if (c != db_.collections_.end() && c->second.contains(id)) return false;
+      auto ev = make_event(collection, id, OperationType::Insert);
+      ev->document.emplace(doc);
+      const bool creates = c == db_.collections_.end();
+      if (creates) {
+        created_.reserve(created_.size() + 1);
+        c = db_.collections_.emplace(std::string(collection), doc_map{}).first;
+      }
+      try {
+        c->second.emplace(id, std::move(doc));
+        record(std::move(ev));
+      } catch (...) {
+        c->second.erase(id);
+        if (creates) db_.collections_.erase(c);
+        throw;
+      }
+      if (creates) created_.push_back(&c->first);  // reserved: cannot throw
+      return true;
+    }
+
+    void update(std::string_view collection, std::string_view id, const Document& patch) {
+      Document& stored = find_existing(collection, id, "update");
+      Document updated = stored;
+      updated.merge_patch(patch);
+      if (updated == stored) return;
+      change(collection, id, stored, std::move(updated));
+    }
+
+    void replace(std::string_view collection, std::string_view id, Document& doc) {
+      Document& stored = find_existing(collection, id, "replace");
+      if (doc == stored) return;
+      change(collection, id, stored, std::move(doc));
+    }
+
+    void remove(std::string_view collection, std::string_view id) {
+      auto c = db_.collections_.find(collection);
+      (void)find_existing(collection, id, "remove");
+      auto it = c->second.find(id);
+      auto ev = make_event(collection, id, OperationType::Delete);
+      reserve_event();
+      ev->old_document.emplace(std::move(it->second));
+      c->second.erase(it);
+      record(std::move(ev));
+    }
+
+    // Stamps, publishes, unlocks, wakes. Throws only what preparing the channels throws
+    // (std::bad_alloc), and then the scope is rolled back when destroyed.
+    void commit() {
+      if (events_.empty()) {
+        committed_ = true;
+        return;
+      }
+      const std::span<const detail::event_ptr> events(events_);
+      db_.hub_.prepare(events);
+      const std::uint64_t first = db_.hub_.last_sequence() + 1;
+      const std::uint64_t last = first + events.size() - 1;
+      const auto timestamp = std::max(db_.last_timestamp_, now_);
+      for (std::size_t i = 0; i < events.size(); ++i) {
+        // Made non-const by make_event, and not shared with any reader before publish.
+        auto& ev = const_cast<ChangeEvent&>(*events[i]);
+        ev.sequence = first + i;
+        ev.commit = last;
+        ev.timestamp = timestamp;
+      }
+      db_.last_timestamp_ = timestamp;
+      db_.hub_.publish(events, batch_);
+      committed_ = true;
+      lock_.unlock();
+      batch_.wake();
+    }
+
+   private:
+    static std::shared_ptr<ChangeEvent> make_event(std::string_view collection, std::string_view id, OperationType op) {
+      auto ev = std::make_shared<ChangeEvent>();
+      ev->collection = collection;
+      ev->document_id = id;
+      ev->operation = op;
+      return ev;
+    }
+
+    Document& find_existing(std::string_view collection, std::string_view id, const char* call) {
+      auto c = db_.collections_.find(collection);
+      if (c == db_.collections_.end()) {
+        throw error(errc::not_found, std::string(call) + ": no collection " + detail::quoted(collection));
+      }
+      auto it = c->second.find(id);
+      if (it == c->second.end()) {
+        throw error(errc::not_found,
+                    std::string(call) + ": no document " + detail::quoted(id) + " in " + detail::quoted(collection));
+      }
+      return it->second;
+    }
+
+    // An Update from `stored` to `updated`.
+    void change(std::string_view collection, std::string_view id, Document& stored, Document updated) {
+      auto ev = make_event(collection, id, OperationType::Update);
+      ev->document.emplace(updated);
+      reserve_event();
+      ev->old_document.emplace(std::move(stored));
+      stored = std::move(updated);
+      record(std::move(ev));
+    }
+
+    void reserve_event() {
+      if (events_.size() == events_.capacity()) events_.reserve(events_.empty() ? 1 : 2 * events_.size());
+    }
+
+    void record(std::shared_ptr<ChangeEvent> ev) {
+      reserve_event();
+      events_.push_back(std::move(ev));  // cannot throw: reserved
+    }
+
+    // Undoes the recorded changes, newest first, from the before-images the events hold.
+    void rollback() noexcept {
+      for (auto it = events_.rbegin(); it != events_.rend(); ++it) {
+        auto& ev = const_cast<ChangeEvent&>(**it);
+        auto c = db_.collections_.find(ev.collection);
+        if (c == db_.collections_.end()) continue;
+        if (ev.operation == OperationType::Insert) {
+          c->second.erase(ev.document_id);
+        } else if (ev.old_document) {
+          try {
+            c->second.insert_or_assign(ev.document_id, std::move(*ev.old_document));
+          } catch (...) {  // out of memory re-inserting a removed id: cannot be undone
+          }
+        }
+      }
+      for (const std::string* name : created_) {
+        auto c = db_.collections_.find(*name);
+        if (c != db_.collections_.end() && c->second.empty()) db_.collections_.erase(c);
       }
     }
+
+    BasicDatabase& db_;
+    std::unique_lock<std::shared_mutex> lock_;
+    const std::chrono::system_clock::time_point now_;
+    std::vector<detail::event_ptr> events_;
+    std::vector<const std::string*> created_;  // collections this scope created
+    detail::wake_batch batch_;
+    bool committed_ = false;
   };
+
+  static const Options& check(const Options& options) {
+    if (options.channel_capacity == 0 || options.channel_capacity > max_channel_capacity) {
+      throw error(errc::invalid_argument, "Options::channel_capacity must be from 1 to aurora::max_channel_capacity (" +
+                                              std::to_string(max_channel_capacity) + "), not " +
+                                              std::to_string(options.channel_capacity));
+    }
+    return options;
+  }
 
   static void check_collection(std::string_view collection, const char* call) {
     if (collection.empty()) throw error(errc::invalid_argument, std::string(call) + ": the collection name is empty");
@@ -312,74 +435,33 @@ class BasicDatabase {
     if (const char* why = detail::unstorable(doc)) throw error(errc::invalid_document, std::string(what) + " " + why);
   }
 
-  static std::shared_ptr<ChangeEvent> make_event(std::string_view collection, std::string_view id, OperationType op) {
-    auto ev = std::make_shared<ChangeEvent>();
-    ev->collection = collection;
-    ev->document_id = id;
-    ev->operation = op;
-    return ev;
-  }
-
-  // Moves `doc` in under `id`; false (nothing changed, `doc` untouched) when the id is taken.
-  bool try_insert(std::string_view collection, const std::string& id, Document& doc) {
-    auto ev = make_event(collection, id, OperationType::Insert);
-    ev->document.emplace(doc);
-    published batch;
-    {
-      const std::unique_lock lock(mutex_);
-      auto& entry = entry_locked(collection);
-      if (entry.docs.contains(id)) return false;
-      entry.docs.emplace(id, std::move(doc));
-      entry.created = true;
-      commit_locked(entry, std::move(ev), batch);
-    }
-    batch.notify();
-    return true;
-  }
-
-  collection_entry& entry_locked(std::string_view collection) {
-    auto it = collections_.find(collection);
-    if (it == collections_.end()) it = collections_.emplace(std::string(collection), collection_entry{}).first;
-    return it->second;
-  }
-
-  std::pair<collection_entry*, typename doc_map::iterator> find_locked(std::string_view collection, std::string_view id,
-                                                                       const char* call) {
+  const Document* find(std::string_view collection, std::string_view id) const {
     auto c = collections_.find(collection);
-    if (c == collections_.end() || !c->second.created) {
-      throw error(errc::not_found, std::string(call) + ": no collection " + detail::quoted(collection));
-    }
-    auto it = c->second.docs.find(id);
-    if (it == c->second.docs.end()) {
-      throw error(errc::not_found,
-                  std::string(call) + ": no document " + detail::quoted(id) + " in " + detail::quoted(collection));
-    }
-    return {&c->second, it};
+    if (c == collections_.end()) return nullptr;
+    auto it = c->second.find(id);
+    return it == c->second.end() ? nullptr : &it->second;
   }
 
-  // Stamps `ev` with the next sequence and a non-decreasing timestamp and publishes it to the
-  // collection's channel and the global one. Called with mutex_ held exclusively; never throws.
-  void commit_locked(collection_entry& entry, std::shared_ptr<ChangeEvent> ev, published& out) noexcept {
-    ev->sequence = ++sequence_;
-    const std::chrono::system_clock::time_point now = Clock::now();
-    last_timestamp_ = std::max(last_timestamp_, now);
-    ev->timestamp = last_timestamp_;
-    detail::event_ptr shared = std::move(ev);
-    if (entry.channel) {
-      out.displaced[0] = entry.channel->publish(shared);
-      out.rings[0] = entry.channel.get();
+  Subscription subscribe_to(std::string_view collection, const std::optional<EventFilter>& filter, Start start) {
+    // Allocated before the lock: the state (and its compiled filter), and a channel in case the
+    // collection has none yet.
+    auto state = std::make_shared<detail::subscriber>(filter);
+    std::vector<std::shared_ptr<detail::event_ring>> channels;  // released after the lock
+    if (!collection.empty()) {
+      channels.reserve(4);
+      channels.push_back(std::make_shared<detail::event_ring>(options_.channel_capacity));
     }
-    if (global_) {
-      out.displaced[1] = global_->publish(std::move(shared));
-      out.rings[1] = global_.get();
+    {
+      const std::shared_lock lock(mutex_);
+      hub_.subscribe(*state, collection, start, channels);
     }
+    return detail::subscription_access::make(std::move(state));
   }
 
   Options options_;
-  mutable std::shared_mutex mutex_;
-  detail::string_map<collection_entry> collections_;
-  std::shared_ptr<detail::event_ring> global_;
-  std::uint64_t sequence_ = 0;
+  mutable std::shared_mutex mutex_;          // the commit lock
+  detail::string_map<doc_map> collections_;  // a collection exists from its first insert
+  detail::hub hub_;
   std::chrono::system_clock::time_point last_timestamp_{};
   detail::uuid_v7_generator ids_;
 };

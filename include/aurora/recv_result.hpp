@@ -3,6 +3,7 @@
 
 #include <aurora/change_event.hpp>
 #include <aurora/errc.hpp>
+#include <aurora/transition.hpp>
 
 #include <cassert>
 #include <memory>
@@ -23,8 +24,17 @@ class RecvResult {
   /// Holds `RecvError{errc::empty}`.
   RecvResult() noexcept = default;
 
-  /// Holds `event`, which must not be null.
-  explicit RecvResult(std::shared_ptr<const ChangeEvent> event) noexcept : event_(std::move(event)), error_{} {
+  /// Holds `event`, which must not be null, with the transition its operation implies (Insert:
+  /// `enter`, Update: `change`, Delete: `leave`).
+  explicit RecvResult(std::shared_ptr<const ChangeEvent> event) noexcept
+      : RecvResult(std::move(event), Transition::change) {
+    transition_ = natural_transition(event_->operation);
+  }
+
+  /// Holds `event`, which must not be null, and how it moved its document relative to the
+  /// subscription's view.
+  RecvResult(std::shared_ptr<const ChangeEvent> event, Transition transition) noexcept
+      : event_(std::move(event)), error_{}, transition_(transition) {
     assert(event_ != nullptr);
   }
 
@@ -55,6 +65,13 @@ class RecvResult {
     return *event_;
   }
 
+  /// How the event moved its document relative to the subscription's view (see `Transition`).
+  /// Precondition: `has_value()`.
+  [[nodiscard]] Transition transition() const noexcept {
+    assert(has_value());
+    return transition_;
+  }
+
   /// The error. When this holds an event, a `RecvError` whose `code` is `errc{}` (no error).
   [[nodiscard]] const RecvError& error() const noexcept { return error_; }
 
@@ -65,8 +82,15 @@ class RecvResult {
   [[nodiscard]] std::shared_ptr<const ChangeEvent> event() && noexcept { return std::move(event_); }
 
  private:
+  static constexpr Transition natural_transition(OperationType op) noexcept {
+    return op == OperationType::Insert   ? Transition::enter
+           : op == OperationType::Delete ? Transition::leave
+                                         : Transition::change;
+  }
+
   std::shared_ptr<const ChangeEvent> event_;
   RecvError error_{errc::empty};
+  Transition transition_ = Transition::enter;
 };
 
 }  // namespace aurora

@@ -1,6 +1,8 @@
 // Subscription: one reader of a change-feed channel, with co_await-able receive.
 #pragma once
 
+#include <aurora/detail/asio_compat.hpp>
+#include <aurora/detail/recv_operation.hpp>
 #include <aurora/detail/subscriber.hpp>
 #include <aurora/errc.hpp>
 #include <aurora/recv_result.hpp>
@@ -10,6 +12,7 @@
 #include <boost/asio/cancellation_state.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/system/error_code.hpp>
 
 #include <memory>
 #include <type_traits>
@@ -17,20 +20,37 @@
 
 namespace aurora {
 
+class Subscription;
+
+namespace detail {
+// How the Database makes a Subscription from its state (the constructor is private).
+struct subscription_access {
+  static Subscription make(std::shared_ptr<subscriber> state) noexcept;
+};
+}  // namespace detail
+
 /// A reader of one channel (a collection's, or the global one), made by `Database::subscribe`
-/// or `subscribe_global`. Sees the events published after it was made, filtered on receipt.
+/// or `subscribe_global`. Sees the events published after it was made (or after the `Start`
+/// it was given), filtered on receipt.
 ///
-/// Move-only. One receive at a time. Thread safety: distinct objects are independent; one object
-/// is used from one coroutine (or strand) at a time, like an Asio socket. The Database may be
-/// destroyed at any time, from any thread: the subscription then reads what is still unread,
-/// then `errc::closed`.
+/// Move-only. One receive at a time: a receive started while another is in flight completes at
+/// once with `asio::error::already_started` and leaves the first alone. Thread safety: distinct
+/// objects are independent; one object is used from one coroutine (or strand) at a time, like
+/// an Asio socket. The Database may be destroyed at any time, from any thread: the subscription
+/// then reads what is still unread, then `errc::closed`.
 class Subscription {
  public:
+  /// The completion signature of `async_recv`: the error code is set only when the receive did
+  /// not run (`operation_aborted` on cancellation, `already_started` for a second receive).
+  using completion_signature = void(boost::system::error_code, RecvResult);
+
+  /// How many ready events `recv()` returns in a row without suspending before it yields to its
+  /// executor once, so that a subscriber slower than its writers does not starve other work on
+  /// that executor (like tokio's cooperative budget).
+  static constexpr unsigned recv_budget = detail::recv_budget;
+
   /// An empty subscription: every receive yields `errc::closed`.
   Subscription() noexcept = default;
-
-  /// Made by the Database; not for users.
-  explicit Subscription(std::shared_ptr<detail::subscriber> state) noexcept : state_(std::move(state)) {}
 
   Subscription(const Subscription&) = delete;
   Subscription& operator=(const Subscription&) = delete;
@@ -50,13 +70,17 @@ class Subscription {
   /// Unsubscribes.
   ~Subscription() { unsubscribe(); }
 
-  /// `recv` for any completion token (callbacks, `use_future`, `deferred`, ...), with the
-  /// signature `void(boost::system::error_code, RecvResult)`. The error code is set only for
-  /// cancellation (`operation_aborted`). Never completes inside this call; completes on the
-  /// handler's associated executor.
-  template <class CompletionToken>
-  auto async_recv(CompletionToken&& token) {
-    return boost::asio::async_initiate<CompletionToken, detail::recv_signature>(initiation{state_}, token);
+  /// Receives the next event that passes the filter, for any completion token (`use_awaitable`
+  /// by default; callbacks, `use_future`, `deferred`, ...), with `completion_signature`.
+  ///
+  /// Completes with the event, or a `RecvResult` holding `errc::lagged` / `errc::closed` (see
+  /// `recv`). Never completes inside this call; completes on the handler's associated executor.
+  /// Cancellation: per-operation, any type; a cancelled receive completes with
+  /// `operation_aborted` and loses no event. Errors: `already_started` when another receive of
+  /// this subscription is in flight.
+  template <class CompletionToken = boost::asio::use_awaitable_t<>>
+  auto async_recv(CompletionToken&& token = {}) {
+    return boost::asio::async_initiate<CompletionToken, completion_signature>(initiation{state_}, token);
   }
 
   /// Waits for the next event that passes the filter: `auto r = co_await sub.recv();`.
@@ -64,27 +88,23 @@ class Subscription {
   /// Yields the event, or `errc::lagged` (with `missed`) when more than the channel capacity
   /// arrived unread (the next receive goes on from the oldest event still held), or
   /// `errc::closed` after `unsubscribe()` or once the Database is gone and everything was read.
-  /// Returns without suspending or posting when an event is already there (except for the first
-  /// receive of a cancellable awaitable thread, such as the one `recv() || timer` spawns, which
-  /// posts once so that a cancellation cannot drop the event); otherwise resumes the coroutine
-  /// on its own executor when one is published.
+  /// An event that is already there is returned without suspending, up to `recv_budget` in a
+  /// row; otherwise the coroutine resumes on its own executor when one is published.
   ///
   /// Cancellation: per-operation (`co_await (sub.recv() || timer.async_wait(use_awaitable))`)
   /// with any cancellation type; a cancelled receive loses no event and throws
   /// `boost::system::system_error` with `asio::error::operation_aborted`. As everywhere in Asio,
   /// cancellation needs the coroutine to run on a strand or a single-threaded context.
-  boost::asio::awaitable<RecvResult> recv() {
-    if (state_) {
-      // Taking a ready event at once is safe unless this receive may be cancelled while its
-      // result is in flight. That happens in exactly one case: the receive runs in an awaitable
-      // thread that has not suspended yet and may be cancelled, as the one `recv() || timer`
-      // spawns. co_spawn then posts the result, and the operator drops it (with the event in
-      // it) if the timer completes meanwhile. There, async_recv reads only when it delivers.
-      // A long-running coroutine keeps the fast path once it has suspended (Asio 1.81 tracks
-      // that per awaitable thread).
+  /// A second receive while one is in flight throws `system_error(already_started)`.
+  [[nodiscard]] boost::asio::awaitable<RecvResult> recv() {
+    if (state_ && !state_->busy() && state_->spend_budget()) {
+      // A ready event is taken at once unless this receive may be cancelled while its result is
+      // in flight: in an awaitable thread that may be cancelled and has not suspended yet (the
+      // one `recv() || timer` spawns), co_spawn posts the result and the operator drops it if
+      // the timer completes first. There, async_recv reads only when it delivers.
       const boost::asio::cancellation_state cancel = co_await boost::asio::this_coro::cancellation_state;
       bool take_now = !cancel.slot().is_connected();
-      if (!take_now) take_now = co_await boost::asio::detail::awaitable_thread_has_context_switched{};
+      if (!take_now) take_now = co_await detail::has_suspended();
       if (take_now) {
         RecvResult r = state_->try_recv();
         if (r || r.error().code != errc::empty) co_return r;
@@ -94,22 +114,30 @@ class Subscription {
   }
 
   /// The next matching event if one is ready, else `errc::empty` (or `lagged` / `closed` as for
-  /// `recv`). Never waits.
-  RecvResult try_recv() {
+  /// `recv`). Never waits. Must not run while a receive is in flight.
+  [[nodiscard]] RecvResult try_recv() {
     if (!state_) return RecvResult(RecvError{errc::closed});
     return state_->try_recv();
   }
 
   /// Frees this subscription's place at once (the counts drop). Afterwards every receive yields
-  /// `errc::closed`; a receive pending now completes with `errc::closed`. Idempotent.
+  /// `errc::closed`; a receive pending now completes with `errc::closed`. Idempotent. Unread
+  /// events are dropped.
   void unsubscribe() noexcept {
     if (state_) state_->close();
   }
+
+  /// False when default-constructed, moved from, or unsubscribed.
+  [[nodiscard]] bool is_open() const noexcept { return state_ && state_->is_open(); }
 
   /// True unless default-constructed or moved from.
   explicit operator bool() const noexcept { return state_ != nullptr; }
 
  private:
+  friend struct detail::subscription_access;
+
+  explicit Subscription(std::shared_ptr<detail::subscriber> state) noexcept : state_(std::move(state)) {}
+
   struct initiation {
     std::shared_ptr<detail::subscriber> state;
 
@@ -117,11 +145,8 @@ class Subscription {
     void operator()(Handler&& handler) const {
       using op_type = detail::recv_operation_impl<std::decay_t<Handler>>;
       auto op = op_type::create(std::forward<Handler>(handler));
-      if (!state) {
-        // A subscription with no state: complete with closed, on the handler's executor.
-        op->post([](void*, detail::recv_operation* o) { o->complete({}, RecvResult(RecvError{errc::closed})); },
-                 nullptr);
-        (void)op.release();  // posted: the queued completion owns it
+      if (!state) {  // complete with closed, on the handler's executor
+        detail::recv_operation::post_deliver(op, nullptr, {}, RecvResult(RecvError{errc::closed}));
         return;
       }
       state->start(std::move(op));
@@ -130,5 +155,9 @@ class Subscription {
 
   std::shared_ptr<detail::subscriber> state_;
 };
+
+inline Subscription detail::subscription_access::make(std::shared_ptr<subscriber> state) noexcept {
+  return Subscription(std::move(state));
+}
 
 }  // namespace aurora

@@ -6,9 +6,10 @@
 //
 // Exit status 0 when the read path is O(1), 1 otherwise. Output: one line per measurement.
 #include <aurora/change_event.hpp>
-#include <aurora/detail/ring.hpp>
+#include <aurora/detail/hub.hpp>
 #include <aurora/detail/subscriber.hpp>
 #include <aurora/filter.hpp>
+#include <aurora/start.hpp>
 #include <aurora/subscription.hpp>
 
 #include <boost/asio/co_spawn.hpp>
@@ -26,6 +27,7 @@
 #include <memory>
 #include <new>
 #include <optional>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -86,7 +88,23 @@ namespace {
 
 namespace asio = boost::asio;
 using aurora::detail::event_ptr;
-using aurora::detail::event_ring;
+using event_hub = aurora::detail::hub;
+
+// One publish as the Database does it once the event is stamped.
+void publish(event_hub& hub, const event_ptr& ev) {
+  aurora::detail::wake_batch batch;
+  const std::span<const event_ptr> one(&ev, 1);
+  hub.prepare(one);
+  hub.publish(one, batch);
+  batch.wake();
+}
+
+aurora::Subscription subscribe(event_hub& hub, const std::optional<aurora::EventFilter>& filter) {
+  auto state = std::make_shared<aurora::detail::subscriber>(filter);
+  std::vector<std::shared_ptr<aurora::detail::event_ring>> unused;
+  hub.subscribe(*state, {}, aurora::Start::now(), unused);
+  return aurora::detail::subscription_access::make(std::move(state));
+}
 
 std::uint64_t allocated() { return allocations.load(std::memory_order_relaxed); }
 
@@ -106,7 +124,7 @@ std::vector<event_ptr> make_events(std::size_t n) {
 }
 
 struct Fixture {
-  std::shared_ptr<event_ring> ring;
+  std::shared_ptr<event_hub> hub;
   aurora::Subscription sub;
   std::size_t expected;  // how many of the published events pass the filter
 };
@@ -114,14 +132,11 @@ struct Fixture {
 // A ring of capacity n, a subscription (filtered to shard 0 when `filtered`), n events published.
 Fixture make_fixture(const std::vector<event_ptr>& events, bool filtered) {
   Fixture f;
-  f.ring = std::make_shared<event_ring>(events.size());
+  f.hub = std::make_shared<event_hub>(events.size(), 0);
   std::optional<aurora::EventFilter> filter;
   if (filtered) filter = aurora::EventFilter{{}, {{"shard", 0}}};
-  f.sub = aurora::Subscription(std::make_shared<aurora::detail::subscriber>(f.ring, std::move(filter)));
-  for (const auto& ev : events) {
-    event_ptr displaced = f.ring->publish(ev);
-    f.ring->notify_waiters();
-  }
+  f.sub = subscribe(*f.hub, filter);
+  for (const auto& ev : events) publish(*f.hub, ev);
   f.expected = filtered ? (events.size() + 1) / 2 : events.size();
   return f;
 }
@@ -170,8 +185,8 @@ std::uint64_t count_co_await_recv(const std::vector<event_ptr>& events, bool fil
 // publisher coroutine publishes one event, then yields so that the receiver runs).
 double count_parked_recv(std::size_t n) {
   const auto events = make_events(n);
-  auto ring = std::make_shared<event_ring>(n);
-  aurora::Subscription sub(std::make_shared<aurora::detail::subscriber>(ring, std::nullopt));
+  auto hub = std::make_shared<event_hub>(n, 0);
+  aurora::Subscription sub = subscribe(*hub, std::nullopt);
   asio::io_context ioc(1);
   std::uint64_t before = 0;
   std::uint64_t after = 0;
@@ -188,13 +203,12 @@ double count_parked_recv(std::size_t n) {
       asio::detached);
   asio::co_spawn(
       ioc,
-      [](event_ring& r, const std::vector<event_ptr>& evs) -> asio::awaitable<void> {
+      [](event_hub& h, const std::vector<event_ptr>& evs) -> asio::awaitable<void> {
         for (const auto& ev : evs) {
           co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
-          event_ptr displaced = r.publish(ev);
-          r.notify_waiters();
+          publish(h, ev);
         }
-      }(*ring, events),
+      }(*hub, events),
       asio::detached);
   ioc.run();
   return static_cast<double>(after - before) / static_cast<double>(n - 1);

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# compare.sh: Aurora's hub side by side with tokio::sync::broadcast (the peer in
-# /work/shared/peers/tokio-broadcast), interleaved round by round, then medians and ratios.
+# compare.sh: Aurora's hub side by side with tokio::sync::broadcast (the peer benchmark in
+# $PEERS/tokio-broadcast), interleaved round by round, then medians and ratios.
 #
 # Usage: tests/bench/compare.sh [ROUNDS=3] [OUT=/tmp/aurora-compare]
 # Environment:
-#   PEERS=/work/shared/peers    the read-only peers (copied to $OUT/peer, built there)
+#   PEERS=DIR                   the folder holding the peers (required; copied to $OUT/peer and
+#                               built there): tokio-broadcast/ with the bench contract
 #   BUILD=$OUT/build            Aurora's build directory (preset `bench`: g++ 12, -O3 -DNDEBUG)
 #   SUITES="full stalled"       run_all.sh suites to run each round (also: core, fanout1t)
 #   DB=1                        also db_bench vs the raw ring (hub_bench fanout, alloc events)
@@ -27,7 +28,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 ROUNDS=${1:-3}
 OUT=$(mkdir -p "${2:-/tmp/aurora-compare}" && cd "${2:-/tmp/aurora-compare}" && pwd)
-PEERS=${PEERS:-/work/shared/peers}
+PEERS=${PEERS:?set PEERS to the folder that holds tokio-broadcast/ (the peer benchmarks)}
 BUILD=${BUILD:-$OUT/build}
 SUITES=${SUITES:-full stalled}
 DB=${DB:-1}

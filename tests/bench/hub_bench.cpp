@@ -1,7 +1,7 @@
-// hub_bench: Aurora's broadcast hub (detail::broadcast_ring + detail::subscriber behind
-// aurora::Subscription) on the workloads of the tokio::sync::broadcast peer, with the same
+// hub_bench: Aurora's broadcast hub (detail::hub, the Database's own, with its subscriptions
+// behind aurora::Subscription) on the workloads of the tokio::sync::broadcast peer, with the same
 // command line and the same one-line JSON output, so that the peer's run_all.sh, summarize.py
-// and report.py run both side by side. See /work/shared/peers/README.md ("Bench contract").
+// and report.py run both side by side (the peers' README, "Bench contract").
 //
 //   hub_bench --workload publish --subs 0 --events 2000000 --event-mode pool
 //   hub_bench --workload fanout  --subs 16 --events 1000000 [--idle-subs 1] [--window 0]
@@ -12,12 +12,15 @@
 // publish index, operation = seq % 3, collection "users", document_id "doc-%08llu", document =
 // the payload as a JSON string (one allocation for the string object, one for its characters:
 // with make_shared that is 3 allocations per event, as Rust's Arc + 2 Strings). In the latency
-// workload `timestamp` carries a CLOCK_MONOTONIC reading rather than wall time.
+// workload `timestamp` carries a CLOCK_MONOTONIC reading rather than wall time. Subscribers
+// are global subscriptions: like the peer's one channel, a publish writes one channel (the
+// global one), and each publish is what the Database does after it stamped an event.
 #include "bench_common.hpp"
 
 #include <aurora/change_event.hpp>
-#include <aurora/detail/ring.hpp>
+#include <aurora/detail/hub.hpp>
 #include <aurora/detail/subscriber.hpp>
+#include <aurora/start.hpp>
 #include <aurora/subscription.hpp>
 
 #include <boost/asio/async_result.hpp>
@@ -41,6 +44,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -59,7 +63,7 @@ namespace asio = boost::asio;
 using aurora::bench::JsonLine;
 using aurora::bench::PaddedCounter;
 using aurora::detail::event_ptr;
-using aurora::detail::event_ring;
+using event_hub = aurora::detail::hub;
 
 constexpr std::size_t pool_size = 1024;
 
@@ -217,15 +221,22 @@ class EventFactory {
   std::vector<event_ptr> pool_;
 };
 
-// One publish as the Database does it: store, then wake the parked readers; the displaced
-// event is destroyed here, after the wake-up.
-void publish(event_ring& ring, event_ptr ev) {
-  event_ptr displaced = ring.publish(std::move(ev));
-  ring.notify_waiters();
+// One publish as the Database does it once the event is stamped: store, then (after the
+// commit lock, which a single publisher does not need) wake the parked readers and release
+// the displaced event.
+void publish(event_hub& hub, const event_ptr& ev) {
+  aurora::detail::wake_batch batch;
+  const std::span<const event_ptr> one(&ev, 1);
+  hub.prepare(one);
+  hub.publish(one, batch);
+  batch.wake();
 }
 
-aurora::Subscription make_subscription(const std::shared_ptr<event_ring>& ring) {
-  return aurora::Subscription(std::make_shared<aurora::detail::subscriber>(ring, std::nullopt));
+aurora::Subscription make_subscription(event_hub& hub) {
+  auto state = std::make_shared<aurora::detail::subscriber>(std::nullopt);
+  std::vector<std::shared_ptr<aurora::detail::event_ring>> unused;
+  hub.subscribe(*state, {}, aurora::Start::now(), unused);
+  return aurora::detail::subscription_access::make(std::move(state));
 }
 
 asio::awaitable<void> yield_now() { co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable); }
@@ -261,14 +272,14 @@ void common_fields(JsonLine& j, const Args& a) {
 // every event whether or not anyone listens, so every publish counts as send_ok.
 void workload_publish(const Args& a, JsonLine& j) {
   asio::io_context ioc(static_cast<int>(a.threads));
-  auto ring = std::make_shared<event_ring>(static_cast<std::size_t>(a.capacity));
+  auto ring = std::make_shared<event_hub>(static_cast<std::size_t>(a.capacity), 0);
   std::vector<aurora::Subscription> idle;
-  for (std::uint64_t i = 0; i < *a.subs; ++i) idle.push_back(make_subscription(ring));
+  for (std::uint64_t i = 0; i < *a.subs; ++i) idle.push_back(make_subscription(*ring));
   double wall = 0;
   std::uint64_t ok = 0;
   asio::co_spawn(
       ioc,
-      [](const Args& args, event_ring& r, double& wall_s, std::uint64_t& sent) -> asio::awaitable<void> {
+      [](const Args& args, event_hub& r, double& wall_s, std::uint64_t& sent) -> asio::awaitable<void> {
         const EventFactory factory(args.payload_bytes, args.event_mode == "pool");
         const auto t0 = std::chrono::steady_clock::now();
         for (std::uint64_t seq = 0; seq < args.events; ++seq) {
@@ -352,7 +363,7 @@ asio::awaitable<void> fanout_subscriber(aurora::Subscription sub, FanoutState& s
   if (++st.finished == st.subs) st.t_end = std::chrono::steady_clock::now();
 }
 
-asio::awaitable<void> fanout_publisher(std::shared_ptr<event_ring> ring, const EventFactory& factory, FanoutState& st) {
+asio::awaitable<void> fanout_publisher(std::shared_ptr<event_hub> ring, const EventFactory& factory, FanoutState& st) {
   while (st.ready.load(std::memory_order_acquire) < st.subs) co_await yield_now();
   const std::uint64_t m = st.args->events;
   const std::uint64_t window = *st.args->window;
@@ -388,7 +399,7 @@ void workload_fanout(const Args& a, JsonLine& j) {
   const std::uint64_t n = std::max<std::uint64_t>(1, *a.subs);
   const std::uint64_t m = a.events;
   asio::io_context ioc(static_cast<int>(a.threads));
-  auto ring = std::make_shared<event_ring>(static_cast<std::size_t>(a.capacity));
+  auto ring = std::make_shared<event_hub>(static_cast<std::size_t>(a.capacity), 0);
   const EventFactory factory(a.payload_bytes, a.event_mode == "pool");
   FanoutState st;
   st.args = &a;
@@ -396,9 +407,9 @@ void workload_fanout(const Args& a, JsonLine& j) {
   st.pooled = a.event_mode == "pool";
   st.progress = std::make_unique<PaddedCounter[]>(static_cast<std::size_t>(n));
   std::vector<aurora::Subscription> idle;
-  for (std::uint64_t i = 0; i < a.idle_subs; ++i) idle.push_back(make_subscription(ring));
+  for (std::uint64_t i = 0; i < a.idle_subs; ++i) idle.push_back(make_subscription(*ring));
   for (std::size_t i = 0; i < n; ++i) {
-    asio::co_spawn(ioc, fanout_subscriber(make_subscription(ring), st, i), asio::detached);
+    asio::co_spawn(ioc, fanout_subscriber(make_subscription(*ring), st, i), asio::detached);
   }
   asio::co_spawn(ioc, fanout_publisher(ring, factory, st), asio::detached);
   run_threads(ioc, a.threads);
@@ -521,10 +532,10 @@ asio::awaitable<void> latency_subscriber(aurora::Subscription sub, LatencyState&
 }
 
 // Publishes one freshly built event, stamped just before it goes into the ring.
-void publish_timed(event_ring& ring, const EventFactory& factory, std::uint64_t seq) {
+void publish_timed(event_hub& ring, const EventFactory& factory, std::uint64_t seq) {
   std::shared_ptr<aurora::ChangeEvent> ev = factory.build(seq);
   ev->timestamp = monotonic_stamp();
-  publish(ring, std::move(ev));
+  publish(ring, event_ptr(std::move(ev)));
 }
 
 struct LatencyRun {
@@ -532,7 +543,7 @@ struct LatencyRun {
   double elapsed_s = 0;
 };
 
-asio::awaitable<void> latency_task_publisher(std::shared_ptr<event_ring> ring, const EventFactory& factory,
+asio::awaitable<void> latency_task_publisher(std::shared_ptr<event_hub> ring, const EventFactory& factory,
                                              LatencyState& st, std::uint64_t n, std::uint64_t total, LatencyRun& run) {
   const auto t0 = std::chrono::steady_clock::now();
   for (std::uint64_t seq = 0; seq < total; ++seq) {
@@ -545,7 +556,7 @@ asio::awaitable<void> latency_task_publisher(std::shared_ptr<event_ring> ring, c
   ring->close();
 }
 
-void latency_thread_publisher(const std::shared_ptr<event_ring>& ring, const EventFactory& factory, LatencyState& st,
+void latency_thread_publisher(const std::shared_ptr<event_hub>& ring, const EventFactory& factory, LatencyState& st,
                               std::uint64_t n, std::uint64_t total, LatencyRun& run) {
   const auto t0 = std::chrono::steady_clock::now();
   for (std::uint64_t seq = 0; seq < total; ++seq) {
@@ -564,7 +575,7 @@ void workload_latency(const Args& a, JsonLine& j) {
   const std::uint64_t n = std::max<std::uint64_t>(1, *a.subs);
   const std::uint64_t total = a.warmup + a.samples;
   asio::io_context ioc(static_cast<int>(a.threads));
-  auto ring = std::make_shared<event_ring>(static_cast<std::size_t>(a.capacity));
+  auto ring = std::make_shared<event_hub>(static_cast<std::size_t>(a.capacity), 0);
   const EventFactory factory(a.payload_bytes, false);
   LatencyState st;
   st.warmup = a.warmup;
@@ -572,7 +583,7 @@ void workload_latency(const Args& a, JsonLine& j) {
   std::vector<std::vector<std::uint64_t>> per_sub(static_cast<std::size_t>(n));
   for (std::size_t i = 0; i < n; ++i) {
     per_sub[i].reserve(static_cast<std::size_t>(a.samples));
-    asio::co_spawn(ioc, latency_subscriber(make_subscription(ring), st, per_sub[i]), asio::detached);
+    asio::co_spawn(ioc, latency_subscriber(make_subscription(*ring), st, per_sub[i]), asio::detached);
   }
   LatencyRun run;
   run.all.reserve(static_cast<std::size_t>(a.samples));
@@ -620,7 +631,7 @@ struct LagResult {
   std::uint64_t retained = 0;
 };
 
-asio::awaitable<void> lag_run(const Args& a, std::shared_ptr<event_ring> ring, aurora::Subscription& sub,
+asio::awaitable<void> lag_run(const Args& a, std::shared_ptr<event_hub> ring, aurora::Subscription& sub,
                               LagResult& out) {
   const EventFactory factory(a.payload_bytes, false);
   const auto t0 = std::chrono::steady_clock::now();
@@ -655,8 +666,8 @@ asio::awaitable<void> lag_run(const Args& a, std::shared_ptr<event_ring> ring, a
 
 void workload_lag(const Args& a, JsonLine& j) {
   asio::io_context ioc(static_cast<int>(a.threads));
-  auto ring = std::make_shared<event_ring>(static_cast<std::size_t>(a.capacity));
-  aurora::Subscription sub = make_subscription(ring);
+  auto ring = std::make_shared<event_hub>(static_cast<std::size_t>(a.capacity), 0);
+  aurora::Subscription sub = make_subscription(*ring);
   LagResult r;
   asio::co_spawn(ioc, lag_run(a, ring, sub, r), asio::detached);
   run_threads(ioc, a.threads);

@@ -11,9 +11,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -321,4 +324,82 @@ TEST_CASE("recv raced with a completion already queued loses no event, whichever
   REQUIRE(received == events);
   REQUIRE(lost_races > 0);
   REQUIRE(sub.try_recv().error().code == aurora::errc::empty);
+}
+
+namespace {
+
+// An execution-context service that runs a callback when its context shuts down.
+struct shutdown_hook final : asio::execution_context::service {
+  static inline asio::execution_context::id id;
+  explicit shutdown_hook(asio::execution_context& c) : service(c) {}
+  std::function<void()> on_shutdown;
+  void shutdown() override {
+    if (on_shutdown) on_shutdown();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("An io_context destroyed while a strand's queued handler owns the Database does not deadlock", "[lifetime]") {
+  // The strand is made after the first receive parked, so its service shuts down first and
+  // destroys the queued handler: ~Database closes the channels and hands the receive parked on
+  // the strand back to it, whose shut-down service destroys it inline, with the coroutine frame
+  // that owns its Subscription. Nothing may be locked around that post.
+  std::atomic<int> alive{0};
+  outcome a;
+  outcome b;
+  auto db = std::make_shared<aurora::Database>();
+  {
+    asio::io_context io;
+    asio::co_spawn(io, follow(db->subscribe("c"), alive, a), asio::detached);
+    io.poll();
+    auto strand = asio::make_strand(io);
+    asio::co_spawn(strand, follow(db->subscribe("c"), alive, b), asio::detached);
+    io.poll();
+    REQUIRE(alive == 2);
+    asio::post(strand, [keep = std::move(db)] {});  // queued, never run: the Database's last owner
+  }
+  CHECK(alive == 0);
+}
+
+TEST_CASE("An io_context destroyed on one thread while another writes does not deadlock", "[lifetime][threads]") {
+  // The writer's wake-up reaches a receive parked on a strand whose service already shut down,
+  // while the io_context's destructor runs on this thread.
+  std::atomic<int> alive{0};
+  outcome a;
+  outcome b;
+  aurora::Database db;
+  auto io = std::make_unique<asio::io_context>();
+  asio::co_spawn(*io, follow(db.subscribe("c"), alive, a), asio::detached);
+  io->poll();
+  std::mutex m;
+  std::condition_variable cv;
+  bool go = false;
+  bool inserted = false;
+  asio::use_service<shutdown_hook>(*io).on_shutdown = [&] {  // between the strand's and ours
+    std::unique_lock lock(m);
+    go = true;
+    cv.notify_all();
+    cv.wait_for(lock, std::chrono::seconds(10), [&] { return inserted; });
+  };
+  {
+    auto strand = asio::make_strand(*io);
+    asio::co_spawn(strand, follow(db.subscribe("c"), alive, b), asio::detached);
+    io->poll();
+  }
+  REQUIRE(alive == 2);
+  std::thread writer([&] {
+    {
+      std::unique_lock lock(m);
+      cv.wait(lock, [&] { return go; });
+    }
+    db.insert("c", {{"x", 1}});
+    const std::lock_guard lock(m);
+    inserted = true;
+    cv.notify_all();
+  });
+  io.reset();
+  writer.join();
+  CHECK(inserted);
+  CHECK(alive == 0);
 }

@@ -1,4 +1,5 @@
-// recv_operation: a pending receive, type-erased, that keeps its handler's own executor type.
+// recv_operation: a pending receive, type-erased, that keeps its handler's own executor type;
+// recv_service: the receives parked on one execution context.
 #pragma once
 
 #include <aurora/recv_result.hpp>
@@ -16,16 +17,41 @@
 #include <boost/asio/system_executor.hpp>
 #include <boost/system/error_code.hpp>
 
+#include <condition_variable>
 #include <cstddef>
-#include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <utility>
 #include <vector>
 
 namespace aurora::detail {
 
 using recv_signature = void(boost::system::error_code, RecvResult);
+
+class recv_operation;
+
+struct recv_operation_deleter {
+  void operator()(recv_operation* op) const noexcept;
+};
+// Owns a receive that has not completed: destroying it frees the handler without invoking it.
+using recv_operation_ptr = std::unique_ptr<recv_operation, recv_operation_deleter>;
+
+// What a receive's posted work runs on: the subscription it belongs to. Both are called on the
+// receive's executor.
+class recv_target {
+ public:
+  recv_target() = default;
+  recv_target(const recv_target&) = delete;
+  recv_target& operator=(const recv_target&) = delete;
+  // Goes on with receive `op`: completes it with the next matching event, or parks it.
+  virtual void resume(recv_operation_ptr op) = 0;
+  // Completes receive `op` with this outcome.
+  virtual void deliver(recv_operation_ptr op, boost::system::error_code ec, RecvResult r) = 0;
+
+ protected:
+  ~recv_target() = default;
+};
 
 class recv_service;
 
@@ -50,8 +76,15 @@ class parked_owner {
 // work, a handler and (for co_await) a coroutine frame on the context. When the context shuts
 // down (io_context destroyed), shutdown() destroys them, as Asio's own services destroy their
 // pending operations; otherwise they would outlive the context and a later wake-up would post to
-// freed memory. Owners add and remove themselves with their own lock held; shutdown() never
-// holds this mutex while calling an owner, so the lock order is owner, then service.
+// freed memory.
+//
+// A thread other than the context's that hands a parked receive back to the context (a writer's
+// wake-up, an unsubscribe, the Database going away) does so between begin_post() and end_post(),
+// with the receive taken off the list under its owner's lock: shutdown() waits for those posts,
+// and after it began, begin_post() refuses, so nothing is ever posted to a context that is gone.
+// Nothing here holds a lock while posting or while calling an owner, so a post that destroys
+// the receive at once (a strand whose service already shut down) may re-enter freely.
+// Lock order: owner, then service.
 class recv_service final : public boost::asio::execution_context::service {
  public:
   static inline boost::asio::execution_context::id id;
@@ -75,6 +108,21 @@ class recv_service final : public boost::asio::execution_context::service {
     owners_.pop_back();
   }
 
+  // Takes `raw` off the list and, unless the context is shutting down, holds the shutdown back
+  // until end_post(). False: the context is going away; destroy the receive instead of posting.
+  [[nodiscard]] bool begin_post(parked_owner* raw) noexcept {
+    remove(raw);
+    const std::lock_guard lock(mutex_);
+    if (shut_down_) return false;
+    ++posting_;
+    return true;
+  }
+
+  void end_post() noexcept {
+    const std::lock_guard lock(mutex_);
+    if (--posting_ == 0 && shut_down_) posted_.notify_all();
+  }
+
  private:
   struct entry {
     parked_owner* raw;
@@ -82,6 +130,11 @@ class recv_service final : public boost::asio::execution_context::service {
   };
 
   void shutdown() override {
+    {
+      std::unique_lock lock(mutex_);
+      shut_down_ = true;
+      posted_.wait(lock, [this] { return posting_ == 0; });
+    }
     for (;;) {
       std::vector<entry> owners;
       {
@@ -96,7 +149,10 @@ class recv_service final : public boost::asio::execution_context::service {
   }
 
   std::mutex mutex_;
+  std::condition_variable posted_;
   std::vector<entry> owners_;
+  std::size_t posting_ = 0;
+  bool shut_down_ = false;
 };
 
 // The recv_service of `ex`'s execution context, or nullptr for an executor that does not tell
@@ -119,17 +175,32 @@ recv_service* recv_service_for(const Executor& ex) {
 // post, and holds outstanding work on it while parked so that run() does not return early.
 // Its memory comes from the handler's associated allocator (Asio's recycling allocator by
 // default) and is freed before the handler is invoked, as Asio requires.
+//
+// Named operations; the post_* ones hand the operation to work queued on the handler's
+// executor (never run inside the call) and throw only if queuing fails, leaving `op` with the
+// caller.
 class recv_operation {
  public:
-  // Invokes the handler now (the caller is on the handler's executor) and frees this.
-  virtual void complete(boost::system::error_code ec, RecvResult r) = 0;
-  // Posts `fn(op)` to the handler's executor, handing this operation's ownership to fn. If it
-  // throws, the caller still owns this operation.
-  virtual void post(void (*fn)(void* ctx, recv_operation* op), std::shared_ptr<void> ctx) = 0;
+  // Invokes the handler now (the caller is on the handler's executor) and frees the operation.
+  static void complete(recv_operation_ptr op, boost::system::error_code ec, RecvResult r) {
+    op.release()->invoke(ec, std::move(r));
+  }
+
+  // Queues `target->resume(op)`.
+  static void post_resume(recv_operation_ptr& op, std::shared_ptr<recv_target> target) {
+    op->post(posted{std::move(target), nullptr, std::nullopt});
+    (void)op.release();  // queued: the posted work owns it
+  }
+
+  // Queues `target->deliver(op, ec, r)`; with no target, completes the handler directly.
+  static void post_deliver(recv_operation_ptr& op, std::shared_ptr<recv_target> target, boost::system::error_code ec,
+                           RecvResult r) {
+    op->post(posted{std::move(target), nullptr, outcome{ec, std::move(r)}});
+    (void)op.release();  // queued: the posted work owns it
+  }
+
   // The handler's cancellation slot (may be unconnected).
   virtual boost::asio::cancellation_slot cancellation_slot() noexcept = 0;
-  // Frees this without invoking the handler.
-  virtual void destroy() noexcept = 0;
 
   // The recv_service of its executor's context, where it parks (null for an executor that does
   // not tell its context). Looked up when first asked, that is when the receive first parks:
@@ -142,25 +213,45 @@ class recv_operation {
     return service_;
   }
 
-  std::uint64_t id = 0;                  // which receive of its subscription this is
-  boost::system::error_code pending_ec;  // the outcome to deliver after a post
-  RecvResult pending_result;
-
  protected:
+  struct outcome {
+    boost::system::error_code ec;
+    RecvResult result;
+  };
+
+  // The work queued on the handler's executor: owns the operation until it runs.
+  struct posted {
+    std::shared_ptr<recv_target> target;
+    recv_operation_ptr op;
+    std::optional<outcome> done;  // deliver this; empty: resume
+    void operator()() {
+      if (!done) {
+        target->resume(std::move(op));
+      } else if (target) {
+        target->deliver(std::move(op), done->ec, std::move(done->result));
+      } else {
+        complete(std::move(op), done->ec, std::move(done->result));
+      }
+    }
+  };
+
   recv_operation() = default;
   ~recv_operation() = default;
 
  private:
+  friend struct recv_operation_deleter;
+
+  virtual void invoke(boost::system::error_code ec, RecvResult r) = 0;
+  // Queues `task` (whose op is set to this operation) on the handler's executor.
+  virtual void post(posted task) = 0;
+  virtual void destroy() noexcept = 0;
   virtual recv_service* find_service() = 0;
 
   recv_service* service_ = nullptr;
   bool service_known_ = false;
 };
 
-struct recv_operation_deleter {
-  void operator()(recv_operation* op) const noexcept { op->destroy(); }
-};
-using recv_operation_ptr = std::unique_ptr<recv_operation, recv_operation_deleter>;
+inline void recv_operation_deleter::operator()(recv_operation* op) const noexcept { op->destroy(); }
 
 template <class Handler>
 class recv_operation_impl final : public recv_operation {
@@ -186,7 +277,16 @@ class recv_operation_impl final : public recv_operation {
         work_(boost::asio::make_work_guard(
             boost::asio::get_associated_executor(handler_, boost::asio::system_executor()))) {}
 
-  void complete(boost::system::error_code ec, RecvResult r) override {
+  boost::asio::cancellation_slot cancellation_slot() noexcept override {
+    return boost::asio::get_associated_cancellation_slot(handler_);
+  }
+
+ private:
+  static allocator_type allocator_of(const Handler& handler) noexcept {
+    return allocator_type(boost::asio::get_associated_allocator(handler, boost::asio::recycling_allocator<void>()));
+  }
+
+  void invoke(boost::system::error_code ec, RecvResult r) override {
     auto slot = boost::asio::get_associated_cancellation_slot(handler_);
     if (slot.is_connected()) slot.clear();
     allocator_type alloc = allocator_of(handler_);
@@ -196,27 +296,18 @@ class recv_operation_impl final : public recv_operation {
     std::move(handler)(ec, std::move(r));
   }
 
-  void post(void (*fn)(void*, recv_operation*), std::shared_ptr<void> ctx) override {
+  void post(posted task) override {
     auto ex = work_.get_executor();
-    posted task{fn, std::move(ctx), recv_operation_ptr(this)};
+    task.op.reset(this);
     try {
       boost::asio::post(ex, std::move(task));
     } catch (...) {
-      (void)task.op.release();  // not taken over: ownership stays with the caller
+      (void)task.op.release();  // not queued: ownership stays with the caller
       throw;
     }
   }
 
-  boost::asio::cancellation_slot cancellation_slot() noexcept override {
-    return boost::asio::get_associated_cancellation_slot(handler_);
-  }
-
   void destroy() noexcept override { free_self(allocator_of(handler_)); }
-
- private:
-  static allocator_type allocator_of(const Handler& handler) noexcept {
-    return allocator_type(boost::asio::get_associated_allocator(handler, boost::asio::recycling_allocator<void>()));
-  }
 
   recv_service* find_service() override { return recv_service_for(work_.get_executor()); }
 
@@ -224,13 +315,6 @@ class recv_operation_impl final : public recv_operation {
     std::allocator_traits<allocator_type>::destroy(alloc, this);
     std::allocator_traits<allocator_type>::deallocate(alloc, this, 1);
   }
-
-  struct posted {
-    void (*fn)(void*, recv_operation*);
-    std::shared_ptr<void> ctx;
-    recv_operation_ptr op;
-    void operator()() { fn(ctx.get(), op.release()); }
-  };
 
   Handler handler_;
   boost::asio::executor_work_guard<executor_type> work_;

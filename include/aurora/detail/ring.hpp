@@ -34,13 +34,18 @@ class ring_waiter {
   bool queued_ = false;  // on the ring's waiter list; guarded by that ring's waiters_mutex_
 };
 
-// A tiny test-and-test-and-set lock for one slot: held for a pointer copy at most.
+// A tiny test-and-test-and-set lock for one slot: held for a pointer copy at most, never while
+// anything is destroyed.
 class slot_lock {
  public:
   void lock() noexcept {
-    for (int spins = 0; flag_.exchange(true, std::memory_order_acquire); ++spins) {
-      while (flag_.load(std::memory_order_relaxed)) {
-        if (++spins > 64) std::this_thread::yield();
+    while (flag_.exchange(true, std::memory_order_acquire)) {
+      for (unsigned spins = 0; flag_.load(std::memory_order_relaxed);) {
+        if (spins < 64) {
+          ++spins;
+        } else {
+          std::this_thread::yield();
+        }
       }
     }
   }
@@ -55,8 +60,9 @@ enum class read_status { ok, empty, lagged, closed };
 // A broadcast channel of exactly `capacity` slots. Writers never wait for readers; every reader
 // keeps its own cursor, so readers share no written state with each other.
 //
-// Sequence arithmetic. Items are numbered by position p = 0, 1, 2, ... in publish order; `tail_`
-// is the number published so far. Item p lives in slot p % C and the slot's `stamp` is p + 1
+// Sequence arithmetic. Items are numbered by position p = start, start + 1, ... in publish order
+// (`start` is 0 unless the owner numbers positions after something, e.g. sequences); `tail_` is
+// the position the next item gets. Item p lives in slot p % C and the slot's `stamp` is p + 1
 // (0: never written). A reader's cursor c is the position it reads next:
 //   stamp(c % C) == c + 1   item c is there: take it, c + 1.
 //   stamp(c % C) <  c + 1   item c is not published yet: empty (or closed, once closed).
@@ -70,39 +76,62 @@ enum class read_status { ok, empty, lagged, closed };
 // that sees an overwritten stamp also sees a tail at least that new and never computes
 // missed == 0.
 //
+// Memory grows with use: slots come in segments of `segment_slots`, allocated the first time
+// the writer reaches them (`reserve`), so a channel that saw 3 items holds one segment, not C
+// slots. A reader that finds no segment where its cursor points sees stamp 0: nothing there.
+//
 // Layout: each slot has a cache line to itself, and the ring's fields are grouped by who writes
 // them (the writer: tail_; parking readers: the waiter list), so that the writer stamping slot
 // p + 1 or advancing the tail does not take away the line a reader of slot p is reading.
 //
-// Thread safety: publish() and close() need one caller at a time (the Database's commit lock);
-// everything else may be called from any thread concurrently.
+// Thread safety: reserve(), publish() and close() need one caller at a time (the hub's commit
+// order); everything else may be called from any thread concurrently.
 template <class T>
 class broadcast_ring {
  public:
-  explicit broadcast_ring(std::size_t capacity) : capacity_(capacity) {
+  static constexpr std::size_t segment_slots = 64;
+
+  // Largest capacity whose slot table can be addressed at all; larger ones are rejected.
+  static constexpr std::size_t max_capacity() noexcept {
+    return std::numeric_limits<std::size_t>::max() / sizeof(void*) / 2 - segment_slots;
+  }
+
+  explicit broadcast_ring(std::size_t capacity, std::uint64_t start = 0) : capacity_(capacity), tail_(start) {
     if (capacity == 0) throw std::invalid_argument("broadcast_ring: capacity must be at least 1");
-    // Slots are over-aligned; not every compiler turns an overflowing size into
-    // bad_array_new_length for those, so check here.
-    if (capacity > std::numeric_limits<std::size_t>::max() / sizeof(slot) - 1) throw std::bad_array_new_length();
-    slots_ = std::make_unique<slot[]>(capacity);
+    if (capacity > max_capacity()) throw std::invalid_argument("broadcast_ring: capacity too large");
+    segments_ = std::make_unique<std::atomic<slot*>[]>(segment_count());
   }
 
   broadcast_ring(const broadcast_ring&) = delete;
   broadcast_ring& operator=(const broadcast_ring&) = delete;
-  ~broadcast_ring() = default;
+
+  ~broadcast_ring() {
+    for (std::size_t i = 0; i < segment_count(); ++i) delete[] segments_[i].load(std::memory_order_relaxed);
+  }
 
   [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
 
-  // How many items were ever published.
+  // The position the next item gets (the start position plus how many were published).
   [[nodiscard]] std::uint64_t tail() const noexcept { return tail_.load(std::memory_order_acquire); }
 
-  // Stores `value` as the next item and returns the item it displaced (empty-constructed before
-  // the ring wrapped), so the caller can destroy it outside its own locks. Never blocks on readers.
-  T publish(T value) noexcept {
+  // Makes sure the next `n` publishes allocate nothing. Throws std::bad_alloc, changing nothing
+  // a reader can see.
+  void reserve(std::uint64_t n) {
     const std::uint64_t pos = tail_.load(std::memory_order_relaxed);
+    const std::uint64_t count = std::min<std::uint64_t>(n, capacity_);
+    for (std::uint64_t i = 0; i < count; i += segment_slots) (void)segment_for(index(pos + i));
+    if (count > 0) (void)segment_for(index(pos + count - 1));
+  }
+
+  // Stores `value` as the next item and returns the item it displaced (empty-constructed before
+  // the ring wrapped), so the caller can destroy it outside its own locks. Never blocks on
+  // readers. Throws std::bad_alloc only when the slot's segment was not reserved (then nothing
+  // changed).
+  T publish(T value) {
+    const std::uint64_t pos = tail_.load(std::memory_order_relaxed);
+    slot& s = segment_for(index(pos))[index(pos) % segment_slots];
     // Relaxed: the stamp's store below releases it, so a reader that sees the stamp sees this.
     tail_.store(pos + 1, std::memory_order_relaxed);
-    slot& s = slots_[index(pos)];
     s.lock.lock();
     std::swap(s.value, value);
     // seq_cst pairs with the seq_cst store of has_waiters_ in add_waiter(): either this
@@ -113,17 +142,21 @@ class broadcast_ring {
   }
 
   // Reads the item at `cursor` into `out` and advances `cursor` (ok), or reports empty, closed, or
-  // lagged (with `missed` set and `cursor` moved to the oldest retained item).
+  // lagged (with `missed` set and `cursor` moved to the oldest retained item). The value `out`
+  // held before is released after the slot is unlocked, so a reader never runs a destructor
+  // while a writer may wait for that slot.
   read_status try_read(std::uint64_t& cursor, T& out, std::uint64_t& missed) const {
     for (;;) {
-      const slot& s = slots_[index(cursor)];
-      const std::uint64_t stamp = s.stamp.load(std::memory_order_seq_cst);
+      const slot* s = find(cursor);
+      const std::uint64_t stamp = s == nullptr ? 0 : s->stamp.load(std::memory_order_seq_cst);
       if (stamp == cursor + 1) {
-        s.lock.lock();
-        const bool same = s.stamp.load(std::memory_order_relaxed) == cursor + 1;
-        if (same) out = s.value;
-        s.lock.unlock();
+        T copy{};
+        s->lock.lock();
+        const bool same = s->stamp.load(std::memory_order_relaxed) == cursor + 1;
+        if (same) copy = s->value;
+        s->lock.unlock();
         if (same) {
+          out = std::move(copy);
           ++cursor;
           return read_status::ok;
         }
@@ -132,7 +165,7 @@ class broadcast_ring {
       if (stamp < cursor + 1) {
         if (!closed_.load(std::memory_order_seq_cst)) return read_status::empty;
         // Everything published happened before close(); look once more.
-        if (s.stamp.load(std::memory_order_seq_cst) >= cursor + 1) continue;
+        if (stamp_at(cursor) >= cursor + 1) continue;
         return read_status::closed;
       }
       const std::uint64_t newest = std::max(tail_.load(std::memory_order_seq_cst), stamp);
@@ -145,8 +178,7 @@ class broadcast_ring {
 
   // True when try_read(cursor) would not report empty.
   [[nodiscard]] bool ready(std::uint64_t cursor) const noexcept {
-    return slots_[index(cursor)].stamp.load(std::memory_order_seq_cst) >= cursor + 1 ||
-           closed_.load(std::memory_order_seq_cst);
+    return stamp_at(cursor) >= cursor + 1 || closed_.load(std::memory_order_seq_cst);
   }
 
   // Parks `w` until the next publish or close(). Re-check ready() afterwards: an item published
@@ -199,8 +231,18 @@ class broadcast_ring {
   [[nodiscard]] bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
 
   void add_subscriber() noexcept { subscribers_.fetch_add(1, std::memory_order_relaxed); }
-  void remove_subscriber() noexcept { subscribers_.fetch_sub(1, std::memory_order_relaxed); }
+  // True when this removed the last subscriber.
+  bool remove_subscriber() noexcept { return subscribers_.fetch_sub(1, std::memory_order_acq_rel) == 1; }
   [[nodiscard]] std::size_t subscriber_count() const noexcept { return subscribers_.load(std::memory_order_relaxed); }
+
+  // Slots allocated so far (for tests of memory growth).
+  [[nodiscard]] std::size_t allocated_slots() const noexcept {
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < segment_count(); ++i) {
+      if (segments_[i].load(std::memory_order_acquire) != nullptr) n += segment_size(i);
+    }
+    return n;
+  }
 
  private:
   struct alignas(64) slot {
@@ -212,12 +254,39 @@ class broadcast_ring {
   [[nodiscard]] std::size_t index(std::uint64_t pos) const noexcept {
     return static_cast<std::size_t>(pos % capacity_);
   }
+  [[nodiscard]] std::size_t segment_count() const noexcept { return (capacity_ + segment_slots - 1) / segment_slots; }
+  [[nodiscard]] std::size_t segment_size(std::size_t seg) const noexcept {
+    return std::min(segment_slots, capacity_ - seg * segment_slots);
+  }
 
-  // Read by everyone, written once.
+  // The slot of `pos`, or nullptr when its segment was never written.
+  [[nodiscard]] const slot* find(std::uint64_t pos) const noexcept {
+    const std::size_t i = index(pos);
+    const slot* seg = segments_[i / segment_slots].load(std::memory_order_acquire);
+    return seg == nullptr ? nullptr : seg + i % segment_slots;
+  }
+
+  [[nodiscard]] std::uint64_t stamp_at(std::uint64_t pos) const noexcept {
+    const slot* s = find(pos);
+    return s == nullptr ? 0 : s->stamp.load(std::memory_order_seq_cst);
+  }
+
+  // The segment holding slot index `i`, allocated if needed (writer side only).
+  slot* segment_for(std::size_t i) {
+    std::atomic<slot*>& entry = segments_[i / segment_slots];
+    slot* seg = entry.load(std::memory_order_relaxed);
+    if (seg == nullptr) {
+      seg = new slot[segment_size(i / segment_slots)];
+      entry.store(seg, std::memory_order_release);
+    }
+    return seg;
+  }
+
+  // Read by everyone, written once (segment pointers: once each, by the writer).
   const std::size_t capacity_;
-  std::unique_ptr<slot[]> slots_;
+  std::unique_ptr<std::atomic<slot*>[]> segments_;
   // Written by the writer.
-  alignas(64) std::atomic<std::uint64_t> tail_{0};
+  alignas(64) std::atomic<std::uint64_t> tail_;
   // Written rarely (close, subscribe); read by readers that find nothing new.
   alignas(64) std::atomic<bool> closed_{false};
   std::atomic<std::size_t> subscribers_{0};

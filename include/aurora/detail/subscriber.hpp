@@ -1,4 +1,5 @@
-// subscriber: a subscription's shared state (cursor, filter) and its parked receive.
+// subscriber: a subscription's shared state (channel, cursor, compiled filter, catch-up backlog)
+// and its one receive in flight.
 #pragma once
 
 #include <aurora/change_event.hpp>
@@ -12,11 +13,13 @@
 #include <boost/asio/error.hpp>
 #include <boost/system/error_code.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <utility>
 
 namespace aurora::detail {
@@ -24,43 +27,110 @@ namespace aurora::detail {
 using event_ptr = std::shared_ptr<const ChangeEvent>;
 using event_ring = broadcast_ring<event_ptr>;
 
-// The state behind one Subscription, shared with the ring's waiter list and with queued
-// completions so that none of them dangles.
+// How many ready receives `co_await recv()` takes in a row without suspending before it yields
+// to the executor once (tokio's cooperative budget), so a subscriber slower than its writers
+// cannot starve the other work of its executor.
+inline constexpr unsigned recv_budget = 128;
+
+// The part of the retained history a resumed collection subscription reads before its live
+// channel: positions [cursor, end) of the global ring, events of `collection` only.
+struct backlog {
+  std::shared_ptr<event_ring> ring;
+  std::uint64_t cursor = 0;
+  std::uint64_t end = 0;
+  std::string collection;
+};
+
+// The state behind one Subscription, shared with the ring's waiter list and with queued work so
+// that none of them dangles.
 //
-// cursor_ and filter_ are used on the receiving side only: the coroutine's fast path, or a
-// completion posted to its executor while the coroutine waits (one receive at a time). The
-// parked operation is guarded by mutex_, which is never held while calling into the ring or
-// invoking a handler (only while posting one); the op counters are atomics (see below).
+// Receiving side (the coroutine's fast path, or work posted to its executor; one receive at a
+// time): cursor_, backlog_, filter_, budget_. The receive in flight is tracked by busy_ (set by
+// start(), cleared just before its handler runs), and a parked receive, its number and its
+// cancellation request are guarded by mutex_. mutex_ is never held while calling into the ring,
+// posting, or destroying a receive, so any of those may re-enter (a post to a strand whose
+// service has shut down destroys the receive inline, and with it a coroutine frame that may own
+// this subscription).
 //
-// Cancellation: each receive gets a number `op`. The cancellation handler marks `op` cancelled;
-// if the operation is parked it is completed with operation_aborted at once; if a wake-up is
-// already queued, the queued run() sees the mark and completes with operation_aborted without
-// reading, so the event stays for the next receive.
+// A receive moves through: started -> (ready: completed, or posted to resume on its executor)
+// -> parked -> taken by a publish (notify), an unsubscribe (close), a cancellation (cancel) or
+// the receiving side itself (when something arrived while parking) -> completed. Exactly one
+// party takes a parked receive, under mutex_.
 //
-// Lifetime: a parked receive is listed with the recv_service of its executor's context, which
-// destroys it if the context shuts down first. A parked receive is posted with mutex_ held and
-// unlisted only after that, so the context cannot finish shutting down during the post.
-class subscriber final : public ring_waiter, public parked_owner, public std::enable_shared_from_this<subscriber> {
+// Cancellation: the cancellation handler marks the current receive cancelled (under mutex_) and
+// completes it with operation_aborted if it is parked; a receive that is running or queued sees
+// the mark before it reads, so the event stays for the next receive.
+class subscriber final : public ring_waiter,
+                         public parked_owner,
+                         public recv_target,
+                         public std::enable_shared_from_this<subscriber> {
  public:
-  subscriber(std::shared_ptr<event_ring> ring, std::optional<EventFilter> filter)
-      : ring_(std::move(ring)), cursor_(ring_->tail()) {
+  // Compiles the filter; attach() connects it to a channel.
+  explicit subscriber(const std::optional<EventFilter>& filter) {
     if (filter) filter_.emplace(*filter);
-    ring_->add_subscriber();
   }
 
   subscriber(const subscriber&) = delete;
   subscriber& operator=(const subscriber&) = delete;
   ~subscriber() { close(); }
 
+  // Reads `ring` from `cursor` on (after `history`, if given). Called once, in the channel's
+  // commit order; `on_idle` is raised when the last subscriber of `ring` leaves.
+  void attach(std::shared_ptr<event_ring> ring, std::uint64_t cursor, std::optional<backlog> history,
+              std::shared_ptr<std::atomic<bool>> on_idle) noexcept {
+    ring_ = std::move(ring);
+    cursor_ = cursor;
+    backlog_ = std::move(history);
+    on_idle_ = std::move(on_idle);
+    ring_->add_subscriber();
+  }
+
+  // False once unsubscribed.
+  [[nodiscard]] bool is_open() const noexcept { return !unsubscribed_.load(std::memory_order_acquire); }
+
+  // True while a receive is in flight.
+  [[nodiscard]] bool busy() const noexcept { return busy_.load(std::memory_order_acquire); }
+
+  // Spends one unit of the fast path's budget; false (and the budget refilled) when it is used
+  // up and the receive should yield once.
+  [[nodiscard]] bool spend_budget() noexcept {
+    if (budget_ == 0) {
+      budget_ = recv_budget;
+      return false;
+    }
+    --budget_;
+    return true;
+  }
+
   // The next matching event, or lagged / closed / empty. Never waits.
   RecvResult try_recv() {
-    if (unsubscribed_.load(std::memory_order_acquire)) return RecvResult(RecvError{errc::closed});
+    if (!is_open()) return RecvResult(RecvError{errc::closed});
     event_ptr ev;
     for (;;) {
       std::uint64_t missed = 0;
+      if (backlog_) {
+        const read_status status = backlog_->ring->try_read(backlog_->cursor, ev, missed);
+        const bool done = backlog_->cursor >= backlog_->end || status == read_status::closed;
+        if (status == read_status::lagged) {
+          // Only the backlog's own positions were lost; later ones are in the live channel.
+          missed -= std::min(missed, backlog_->cursor - std::min(backlog_->cursor, backlog_->end));
+          if (done) backlog_.reset();
+          if (missed > 0) return RecvResult(RecvError{errc::lagged, missed});
+          continue;
+        }
+        if (status != read_status::ok) {  // empty or closed: cannot happen before the end; go live
+          backlog_.reset();
+          continue;
+        }
+        const bool ours = ev->collection == backlog_->collection;
+        if (done) backlog_.reset();
+        if (!ours) continue;
+        if (auto t = deliverable(*ev)) return RecvResult(std::move(ev), *t);
+        continue;
+      }
       switch (ring_->try_read(cursor_, ev, missed)) {
         case read_status::ok:
-          if (!filter_ || filter_->matches(*ev)) return RecvResult(std::move(ev));
+          if (auto t = deliverable(*ev)) return RecvResult(std::move(ev), *t);
           continue;
         case read_status::lagged: return RecvResult(RecvError{errc::lagged, missed});
         case read_status::empty: return RecvResult();
@@ -70,39 +140,39 @@ class subscriber final : public ring_waiter, public parked_owner, public std::en
   }
 
   // Starts one receive: completes `op` (never inside this call) with the next matching event or
-  // error, parking it until a publish if nothing is ready.
+  // error, parking it until a publish if nothing is ready. A receive started while another is
+  // in flight completes with asio::error::already_started and leaves the first one alone.
   void start(recv_operation_ptr op) {
-    // One receive at a time: only this side writes op_, so no read-modify-write is needed.
-    const std::uint64_t id = op_.load(std::memory_order_relaxed) + 1;
-    op_.store(id, std::memory_order_release);
-    op->id = id;
+    if (busy_.exchange(true, std::memory_order_acq_rel)) {
+      recv_operation::post_deliver(op, nullptr, boost::asio::error::already_started, RecvResult());
+      return;
+    }
+    std::uint64_t number = 0;
+    {
+      const std::lock_guard lock(mutex_);
+      number = ++receive_number_;
+      cancel_requested_ = false;
+    }
     auto slot = op->cancellation_slot();
-    if (slot.is_connected()) slot.template emplace<cancel_handler>(weak_from_this(), id);
-    run(std::move(op), id, /*in_initiation=*/true);
+    if (slot.is_connected()) slot.template emplace<cancel_handler>(weak_from_this(), number);
+    advance(std::move(op), /*on_executor=*/false);
   }
 
-  // Unsubscribes: frees the place on the ring at once and completes a parked receive with
+  // Unsubscribes: frees the place on the channel at once and completes a parked receive with
   // closed. Idempotent.
   void close() noexcept {
     if (unsubscribed_.exchange(true, std::memory_order_acq_rel)) return;
-    ring_->remove_subscriber();
+    if (!ring_) return;  // never attached
+    if (ring_->remove_subscriber() && on_idle_) on_idle_->store(true, std::memory_order_release);
     try {
       ring_->remove_waiter(this);
     } catch (...) {  // the mutex failed to lock: the ring drops the entry on its next publish
     }
-    complete_parked(errc::closed, 0);
+    hand_back(take_parked(), boost::system::error_code(), RecvResult(RecvError{errc::closed}));
   }
 
-  // Called by the ring on publish and close: hands the parked receive to its executor.
-  void notify() noexcept override {
-    recv_operation_ptr dropped;  // out of memory: the receive is dropped, outside the lock
-    const std::lock_guard lock(mutex_);
-    if (!parked_) return;
-    recv_operation_ptr op = std::move(parked_);
-    recv_service* service = op->service();
-    if (!post_locked(op, &subscriber::run_posted, shared_from_this())) dropped = std::move(op);
-    if (service != nullptr) service->remove(this);
-  }
+  // Called by the ring on publish and close: hands the parked receive back to its executor.
+  void notify() noexcept override { hand_back(take_parked(), std::nullopt); }
 
   // Called by the recv_service of a context that shuts down: destroys the receive parked there.
   void drop_parked(const recv_service& service) noexcept override {
@@ -111,132 +181,172 @@ class subscriber final : public ring_waiter, public parked_owner, public std::en
     if (parked_ && parked_->service() == &service) op = std::move(parked_);  // already unlisted
   }
 
+  // Posted work: goes on with `op` on its executor.
+  void resume(recv_operation_ptr op) override { advance(std::move(op), /*on_executor=*/true); }
+
+  // Posted work: completes `op` with this outcome on its executor.
+  void deliver(recv_operation_ptr op, boost::system::error_code ec, RecvResult r) override {
+    busy_.store(false, std::memory_order_release);
+    recv_operation::complete(std::move(op), ec, std::move(r));
+  }
+
  private:
   struct cancel_handler {
-    cancel_handler(std::weak_ptr<subscriber> s, std::uint64_t i) noexcept : self(std::move(s)), id(i) {}
+    cancel_handler(std::weak_ptr<subscriber> s, std::uint64_t n) noexcept : self(std::move(s)), number(n) {}
     std::weak_ptr<subscriber> self;
-    std::uint64_t id;
+    std::uint64_t number;
     void operator()(boost::asio::cancellation_type type) const {
       if (type == boost::asio::cancellation_type::none) return;
-      if (auto s = self.lock()) s->cancel(id);
+      if (auto s = self.lock()) s->cancel(number);
     }
   };
 
-  static void run_posted(void* self, recv_operation* op) {
-    static_cast<subscriber*>(self)->run(recv_operation_ptr(op), op->id, /*in_initiation=*/false);
+  // A parked receive taken off its context's list, with that context's shutdown held back until
+  // it is posted (see recv_service).
+  struct taken {
+    recv_operation_ptr op;
+    recv_service* service = nullptr;
+    bool may_post = true;  // false: its context is shutting down
+  };
+
+  std::optional<Transition> deliverable(const ChangeEvent& ev) const noexcept {
+    if (filter_ && !filter_->matches(ev)) return std::nullopt;
+    return natural(ev);
   }
 
-  static void deliver_pending(void*, recv_operation* op) {
-    op->complete(op->pending_ec, std::move(op->pending_result));
+  static Transition natural(const ChangeEvent& ev) noexcept {
+    return ev.operation == OperationType::Insert   ? Transition::enter
+           : ev.operation == OperationType::Delete ? Transition::leave
+                                                   : Transition::change;
   }
 
-  // Posts `fn(op)`; false (and `op` kept) when out of memory.
-  static bool post_locked(recv_operation_ptr& op, void (*fn)(void*, recv_operation*),
-                          std::shared_ptr<void> ctx) noexcept {
-    try {
-      op->post(fn, std::move(ctx));
-    } catch (...) {
-      return false;
-    }
-    (void)op.release();
-    return true;
-  }
-
-  // Completes receive `id` with the next matching event, or parks it. Runs on the receiving
-  // side: inside the initiating function, or as a completion posted to the handler's executor.
-  void run(recv_operation_ptr op, std::uint64_t id, bool in_initiation) {
+  // Goes on with receive `op` on the receiving side: inside the initiating function
+  // (on_executor false: it must not complete inline) or as work posted to its executor.
+  void advance(recv_operation_ptr op, bool on_executor) {
     for (;;) {
-      if (is_cancelled(id)) {
-        finish(std::move(op), boost::asio::error::operation_aborted, RecvResult(), in_initiation);
+      if (cancelled()) {
+        finish(std::move(op), boost::asio::error::operation_aborted, RecvResult(), on_executor);
         return;
       }
-      if (in_initiation) {
+      if (!on_executor) {
         // Read only when delivering, on the handler's executor: a result read now and posted
         // could reach a parallel group (`recv() || timer`) after its other operation completed,
         // which would drop it and the event (or lag report) in it.
-        if (ring_->ready(cursor_) || unsubscribed_.load(std::memory_order_acquire)) {
-          op->post(&subscriber::run_posted, shared_from_this());
-          (void)op.release();
+        if (has_news()) {
+          budget_ = recv_budget;
+          recv_operation::post_resume(op, shared_from_this());
           return;
         }
       } else {
         RecvResult r = try_recv();
         if (r || r.error().code != errc::empty) {
-          finish(std::move(op), {}, std::move(r), /*must_post=*/false);
+          finish(std::move(op), {}, std::move(r), /*on_executor=*/true);
           return;
         }
       }
-      const std::uint64_t cursor = cursor_;  // a woken completion may own cursor_ after parking
+      budget_ = recv_budget;
+      const std::uint64_t cursor = cursor_;  // a woken receive may own cursor_ once parked
       {
         const std::lock_guard lock(mutex_);
-        if (cancelled_id_.load(std::memory_order_relaxed) == id) continue;
+        if (cancel_requested_) continue;
         if (recv_service* svc = op->service()) svc->add(this, weak_from_this());
         parked_ = std::move(op);
       }
       ring_->add_waiter(shared_from_this());
-      if (!ring_->ready(cursor) && !unsubscribed_.load(std::memory_order_acquire)) return;
+      if (!ring_->ready(cursor) && is_open()) return;
       // Something arrived (or we were closed) before the waiter was listed: take the receive
-      // back, unless a notify already has it.
-      const std::lock_guard lock(mutex_);
-      if (!parked_) return;
-      op = std::move(parked_);
-      if (recv_service* svc = op->service()) svc->remove(this);
-      in_initiation = true;  // still inside our own call chain: must not complete inline
+      // back, unless a publish, an unsubscribe or a cancellation already has it.
+      {
+        const std::lock_guard lock(mutex_);
+        if (!parked_) return;
+        op = std::move(parked_);
+        if (recv_service* svc = op->service()) svc->remove(this);
+      }
+      on_executor = false;  // still inside our own call chain: must not complete inline
     }
   }
 
-  bool is_cancelled(std::uint64_t id) const noexcept { return cancelled_id_.load(std::memory_order_acquire) == id; }
+  // True when try_recv() would not report empty.
+  [[nodiscard]] bool has_news() const noexcept { return backlog_ || !is_open() || ring_->ready(cursor_); }
 
-  // Delivers the outcome: directly when on the handler's executor, else posted to it.
-  static void finish(recv_operation_ptr op, boost::system::error_code ec, RecvResult r, bool must_post) {
-    if (!must_post) {
-      op.release()->complete(ec, std::move(r));
+  [[nodiscard]] bool cancelled() {
+    const std::lock_guard lock(mutex_);
+    return cancel_requested_;
+  }
+
+  // Completes `op`: directly when on its executor, else posted there.
+  void finish(recv_operation_ptr op, boost::system::error_code ec, RecvResult r, bool on_executor) {
+    if (on_executor) {
+      busy_.store(false, std::memory_order_release);
+      recv_operation::complete(std::move(op), ec, std::move(r));
       return;
     }
-    op->pending_ec = ec;
-    op->pending_result = std::move(r);
-    op->post(&subscriber::deliver_pending, nullptr);
-    (void)op.release();
+    recv_operation::post_deliver(op, shared_from_this(), ec, std::move(r));
   }
 
-  void cancel(std::uint64_t id) {
+  void cancel(std::uint64_t number) {
+    taken t;
     {
       const std::lock_guard lock(mutex_);
-      if (id != op_.load(std::memory_order_acquire)) return;
-      cancelled_id_.store(id, std::memory_order_release);
+      if (number != receive_number_ || !busy()) return;
+      cancel_requested_ = true;
+      t = take_parked_locked();
     }
-    complete_parked(errc{}, id);
+    hand_back(std::move(t), boost::asio::error::operation_aborted, RecvResult());
   }
 
-  // Completes the parked receive: with closed (code == closed), or with operation_aborted if it
-  // is receive `id`.
-  void complete_parked(errc code, std::uint64_t id) noexcept {
-    recv_operation_ptr dropped;  // out of memory: the receive is dropped, outside the lock
+  taken take_parked() noexcept {
     const std::lock_guard lock(mutex_);
-    if (!parked_ || (code != errc::closed && parked_->id != id)) return;
-    recv_operation_ptr op = std::move(parked_);
-    recv_service* service = op->service();
-    if (code == errc::closed) {
-      op->pending_result = RecvResult(RecvError{errc::closed});
-    } else {
-      op->pending_ec = boost::asio::error::operation_aborted;
-    }
-    if (!post_locked(op, &subscriber::deliver_pending, nullptr)) dropped = std::move(op);
-    if (service != nullptr) service->remove(this);
+    return take_parked_locked();
   }
 
-  std::shared_ptr<event_ring> ring_;
-  std::uint64_t cursor_;
-  std::optional<compiled_filter> filter_;
-  std::atomic<bool> unsubscribed_{false};
+  taken take_parked_locked() noexcept {
+    taken t;
+    if (!parked_) return t;
+    t.op = std::move(parked_);
+    t.service = t.op->service();
+    if (t.service != nullptr) t.may_post = t.service->begin_post(this);
+    return t;
+  }
 
-  std::mutex mutex_;
+  // Hands a taken receive back to its executor: to resume reading (no outcome) or to complete
+  // with `outcome`. If its context is going away, or queuing fails (out of memory), the receive
+  // is destroyed without completing, as Asio does with the operations of a context shut down.
+  void hand_back(taken t, std::optional<std::pair<boost::system::error_code, RecvResult>> outcome) noexcept {
+    if (!t.op) return;
+    if (t.may_post) {
+      try {
+        if (outcome) {
+          recv_operation::post_deliver(t.op, shared_from_this(), outcome->first, std::move(outcome->second));
+        } else {
+          recv_operation::post_resume(t.op, shared_from_this());
+        }
+      } catch (...) {  // t.op is still ours: destroyed below
+      }
+    }
+    if (t.service != nullptr && t.may_post) t.service->end_post();
+    t.op.reset();
+  }
+
+  void hand_back(taken t, boost::system::error_code ec, RecvResult r) noexcept {
+    hand_back(std::move(t), std::make_optional(std::make_pair(ec, std::move(r))));
+  }
+
+  // Receiving side.
+  std::shared_ptr<event_ring> ring_;
+  std::uint64_t cursor_ = 0;
+  std::optional<backlog> backlog_;
+  std::optional<compiled_filter> filter_;
+  unsigned budget_ = recv_budget;
+  std::shared_ptr<std::atomic<bool>> on_idle_;
+
+  std::atomic<bool> unsubscribed_{false};
+  std::atomic<bool> busy_{false};
+
+  std::mutex mutex_;           // guards what follows
   recv_operation_ptr parked_;  // the receive waiting for a publish, if any
-  // Written by start() (the receiving side) and by cancel() under mutex_; read lock-free by the
-  // receiving side. A receive that parks re-checks cancelled_id_ under mutex_, so it cannot
-  // miss a cancel that the handler marked before the receive was listed.
-  std::atomic<std::uint64_t> op_{0};            // the newest receive started
-  std::atomic<std::uint64_t> cancelled_id_{0};  // the newest receive cancelled
+  std::uint64_t receive_number_ = 0;
+  bool cancel_requested_ = false;  // for receive receive_number_
 };
 
 }  // namespace aurora::detail

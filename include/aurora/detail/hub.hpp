@@ -1,0 +1,271 @@
+// hub: the change feed's channels (one per subscribed collection, plus the global one that is
+// also the retained history), subscribe, publish in commit order, and the wake-ups after a commit.
+#pragma once
+
+#include <aurora/change_event.hpp>
+#include <aurora/detail/ring.hpp>
+#include <aurora/detail/string_map.hpp>
+#include <aurora/detail/subscriber.hpp>
+#include <aurora/errc.hpp>
+#include <aurora/filter.hpp>
+#include <aurora/start.hpp>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace aurora::detail {
+
+// What one commit leaves to do after the commit lock is released: wake the readers parked on
+// the channels it published to, and destroy what the channels let go of (displaced events,
+// channels nobody subscribes to any more), so that no destructor runs under the lock.
+class wake_batch {
+ public:
+  wake_batch() = default;
+  wake_batch(const wake_batch&) = delete;
+  wake_batch& operator=(const wake_batch&) = delete;
+  ~wake_batch() { wake(); }
+
+  // Wakes the parked readers, then releases what was displaced. Idempotent.
+  void wake() noexcept {
+    for (std::size_t i = 0; i < ring_count_; ++i) {
+      try {
+        rings_[i]->notify_waiters();
+      } catch (...) {  // a waiter-list lock failed: its readers are woken by the next publish
+      }
+    }
+    for (event_ring* ring : more_rings_) {
+      try {
+        ring->notify_waiters();
+      } catch (...) {
+      }
+    }
+    ring_count_ = 0;
+    more_rings_.clear();
+    for (event_ptr& ev : displaced_) ev.reset();
+    displaced_count_ = 0;
+    more_displaced_.clear();
+    retired_.clear();
+  }
+
+ private:
+  friend class hub;
+
+  // At most one global and one collection channel per event; a transaction may touch more.
+  void add_ring(event_ring* ring) {
+    const auto used = rings_.begin() + static_cast<std::ptrdiff_t>(ring_count_);
+    if (std::find(rings_.begin(), used, ring) != used) return;
+    if (std::find(more_rings_.begin(), more_rings_.end(), ring) != more_rings_.end()) return;
+    if (ring_count_ < rings_.size()) {
+      rings_[ring_count_++] = ring;
+    } else {
+      more_rings_.push_back(ring);
+    }
+  }
+
+  void add_displaced(event_ptr ev) noexcept {
+    if (!ev) return;
+    if (displaced_count_ < displaced_.size()) {
+      displaced_[displaced_count_++] = std::move(ev);
+      return;
+    }
+    try {
+      more_displaced_.push_back(std::move(ev));
+    } catch (...) {  // released here, under the lock, rather than lost
+    }
+  }
+
+  std::array<event_ring*, 2> rings_{};
+  std::size_t ring_count_ = 0;
+  std::vector<event_ring*> more_rings_;
+  std::array<event_ptr, 2> displaced_{};
+  std::size_t displaced_count_ = 0;
+  std::vector<event_ptr> more_displaced_;
+  std::vector<std::shared_ptr<event_ring>> retired_;  // channels with no subscriber left
+};
+
+// The channels of one database. The global channel always exists: it receives every event and
+// is the retained history (the last `capacity` events database-wide) that Start::after and
+// Start::oldest read. A collection channel exists while somebody subscribes to it; after its
+// last subscription is gone it is released by the next commit, with the events it held.
+//
+// Positions: the global channel numbers its items by sequence (the event with sequence q is at
+// position q - 1), so "events after s" starts at position s.
+//
+// Thread safety: the owner serialises it with its commit lock. publish(), prepare() and close()
+// need the lock exclusively; subscribe() and the counts need it at least shared (subscribe()
+// may run concurrently with other subscribes; it serialises them itself).
+class hub {
+ public:
+  // Channels of `capacity` slots; the next event published gets sequence `last_sequence + 1`.
+  hub(std::size_t capacity, std::uint64_t last_sequence)
+      : capacity_(capacity),
+        first_position_(last_sequence),
+        global_(std::make_shared<event_ring>(capacity, last_sequence)),
+        idle_(std::make_shared<std::atomic<bool>>(false)) {}
+
+  hub(const hub&) = delete;
+  hub& operator=(const hub&) = delete;
+  ~hub() { close(); }
+
+  [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
+
+  // The sequence of the last event published (0 before any).
+  [[nodiscard]] std::uint64_t last_sequence() const noexcept { return global_->tail(); }
+
+  // The oldest sequence still retained; last_sequence() + 1 when none is.
+  [[nodiscard]] std::uint64_t oldest_retained() const noexcept {
+    const std::uint64_t tail = global_->tail();
+    return tail - std::min<std::uint64_t>(tail - first_position_, capacity_) + 1;
+  }
+
+  // Connects `sub` to `collection`'s channel (the global one when `collection` is empty) at
+  // `start`. `fresh` is a channel made by the caller outside the lock, used if the collection
+  // has none; on return it holds what the caller must release after the lock (the fresh
+  // channel if unused, or channels nobody subscribes to any more). Errors: history_lost when
+  // `start` asks for events no longer retained; invalid_argument for a sequence after the last
+  // one.
+  void subscribe(subscriber& sub, std::string_view collection, Start start,
+                 std::vector<std::shared_ptr<event_ring>>& fresh) {
+    const std::uint64_t tail = global_->tail();
+    std::uint64_t from = tail;  // global position to read from
+    if (start.kind() == Start::Kind::after) {
+      if (start.sequence() > tail) {
+        throw error(errc::invalid_argument, "subscribe: Start::after(" + std::to_string(start.sequence()) +
+                                                ") is after the last sequence, " + std::to_string(tail));
+      }
+      if (start.sequence() + 1 < oldest_retained()) {
+        throw error(errc::history_lost, "subscribe: the events after sequence " + std::to_string(start.sequence()) +
+                                            " are no longer retained; the oldest retained sequence is " +
+                                            std::to_string(oldest_retained()));
+      }
+      from = start.sequence();
+    } else if (start.kind() == Start::Kind::oldest) {
+      from = oldest_retained() - 1;
+    }
+    if (collection.empty()) {
+      sub.attach(global_, from, std::nullopt, nullptr);
+      return;
+    }
+    const std::lock_guard lock(channels_mutex_);
+    if (idle_->exchange(false, std::memory_order_acq_rel)) release_idle_locked(fresh);
+    auto it = channels_.find(collection);
+    if (it == channels_.end()) {
+      it = channels_.emplace(std::string(collection), std::move(fresh.front())).first;
+      fresh.erase(fresh.begin());
+    }
+    std::optional<backlog> history;
+    if (from < tail) history.emplace(backlog{global_, from, tail, std::string(collection)});
+    sub.attach(it->second, it->second->tail(), std::move(history), idle_);
+  }
+
+  // How many live subscriptions `collection`'s channel has.
+  [[nodiscard]] std::size_t subscriber_count(std::string_view collection) const {
+    const std::lock_guard lock(channels_mutex_);
+    auto it = channels_.find(collection);
+    return it == channels_.end() ? 0 : it->second->subscriber_count();
+  }
+
+  // How many live global subscriptions there are.
+  [[nodiscard]] std::size_t global_subscriber_count() const noexcept { return global_->subscriber_count(); }
+
+  // Allocates what publishing `events` needs, so that publish() cannot fail. Throws
+  // std::bad_alloc, changing nothing a reader can see.
+  void prepare(std::span<const event_ptr> events) {
+    global_->reserve(events.size());
+    if (channels_.empty()) return;
+    for (const event_ptr& ev : events) {
+      auto it = channels_.find(ev->collection);
+      if (it != channels_.end()) it->second->reserve(events.size());
+    }
+  }
+
+  // Publishes `events` (stamped with the next sequences, in order) to their collections'
+  // channels and the global one. The wake-ups and the releases are left in `batch`, for after
+  // the commit lock. Call prepare() first.
+  void publish(std::span<const event_ptr> events, wake_batch& batch) noexcept {
+    if (idle_->exchange(false, std::memory_order_acq_rel)) release_idle(batch);
+    for (const event_ptr& ev : events) {
+      if (!channels_.empty()) {
+        auto it = channels_.find(ev->collection);
+        if (it != channels_.end()) {
+          batch.add_displaced(publish_to(*it->second, ev));
+          add_ring(batch, it->second.get());
+        }
+      }
+      batch.add_displaced(publish_to(*global_, ev));
+    }
+    add_ring(batch, global_.get());
+  }
+
+  // Closes every channel: subscriptions read what is left, then closed.
+  void close() noexcept {
+    std::vector<std::shared_ptr<event_ring>> rings;
+    {
+      const std::lock_guard lock(channels_mutex_);
+      for (auto& [name, ring] : channels_) rings.push_back(ring);
+    }
+    rings.push_back(global_);
+    for (const auto& ring : rings) {
+      try {
+        ring->close();
+      } catch (...) {  // a waiter-list lock failed; the channel is closed, its readers see it
+      }
+    }
+  }
+
+ private:
+  static event_ptr publish_to(event_ring& ring, const event_ptr& ev) noexcept {
+    try {
+      return ring.publish(ev);  // reserved by prepare(): cannot throw
+    } catch (...) {
+      return nullptr;
+    }
+  }
+
+  static void add_ring(wake_batch& batch, event_ring* ring) noexcept {
+    try {
+      batch.add_ring(ring);
+    } catch (...) {  // out of memory for a transaction's extra channels: woken by the next publish
+    }
+  }
+
+  // Moves the channels that have no subscriber left into `batch`, which frees them after the lock.
+  void release_idle(wake_batch& batch) noexcept {
+    const std::lock_guard lock(channels_mutex_);
+    release_idle_locked(batch.retired_);
+  }
+
+  void release_idle_locked(std::vector<std::shared_ptr<event_ring>>& retired) noexcept {
+    for (auto it = channels_.begin(); it != channels_.end();) {
+      if (it->second->subscriber_count() == 0) {
+        try {
+          retired.push_back(std::move(it->second));
+        } catch (...) {  // freed here instead
+        }
+        it = channels_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  const std::size_t capacity_;
+  const std::uint64_t first_position_;  // the global channel's first position: nothing before it is retained
+  std::shared_ptr<event_ring> global_;
+  std::shared_ptr<std::atomic<bool>> idle_;  // raised when a collection channel lost its last subscriber
+  mutable std::mutex channels_mutex_;        // subscribe() vs subscribe(); publish() holds the commit lock
+  string_map<std::shared_ptr<event_ring>> channels_;
+};
+
+}  // namespace aurora::detail
