@@ -6,12 +6,10 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/system/system_error.hpp>
 
 #include <cstdint>
 #include <iostream>
@@ -35,21 +33,10 @@ void record(aurora::Database& db, const aurora::RecvResult& r) {
   db.insert(audit_collection, "audit-" + std::to_string(r->sequence), aurora::Document(*r));
 }
 
-// Audits every change until stopped (cancelled). Stopping does not lose the tail: a cancelled recv
-// leaves its event in the feed, so the auditor drains what was published before the stop.
+// Audits every change until stopped (cancelled). Stopping does not lose the tail: aurora::consume
+// hands over what was published before the stop, then returns.
 asio::awaitable<void> auditor(aurora::Database& db, aurora::Subscription feed) {
-  try {
-    for (;;) {
-      aurora::RecvResult r = co_await feed.recv();
-      if (!r && r.error().code == aurora::errc::closed) co_return;
-      record(db, r);
-    }
-  } catch (const boost::system::system_error& e) {
-    if (e.code() != asio::error::operation_aborted) throw;
-  }
-  for (aurora::RecvResult r = feed.try_recv(); r || r.error().code == aurora::errc::lagged; r = feed.try_recv()) {
-    record(db, r);
-  }
+  co_await aurora::consume(feed, [&db](const aurora::RecvResult& r) { record(db, r); });
 }
 
 struct Write {

@@ -6,12 +6,10 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/system/system_error.hpp>
 
 #include <cstddef>
 #include <iostream>
@@ -61,18 +59,7 @@ asio::awaitable<void> invalidator(aurora::Subscription feed, ProductCache& cache
       cache.clear();  // errc::lagged: which products changed is unknown, so forget them all
     }
   };
-  try {
-    for (;;) {
-      aurora::RecvResult r = co_await feed.recv();
-      if (!r && r.error().code == aurora::errc::closed) co_return;
-      apply(r);
-    }
-  } catch (const boost::system::system_error& e) {
-    if (e.code() != asio::error::operation_aborted) throw;
-  }
-  for (aurora::RecvResult r = feed.try_recv(); r || r.error().code == aurora::errc::lagged; r = feed.try_recv()) {
-    apply(r);
-  }
+  co_await aurora::consume(feed, apply);
 }
 
 // A shop: mostly reads through the cache, sometimes a price change, a product withdrawn or added.

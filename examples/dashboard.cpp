@@ -6,12 +6,10 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/system/system_error.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -28,8 +26,7 @@
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
-// Aurora cannot list a collection, so a full recount (or a resync after a lag) needs the ids: the
-// shop numbers its orders itself, "order-1", "order-2", ..., and counts how many it issued.
+// Orders are numbered by the shop: "order-1", "order-2", ...
 std::string order_id(std::uint64_t n) { return "order-" + std::to_string(n); }
 
 struct Metrics {
@@ -65,6 +62,12 @@ class OrdersView {
     }
     ++version_;
   }
+  // Starts over from a snapshot of the collection.
+  void reset(const std::vector<std::pair<std::string, aurora::Document>>& documents) {
+    orders_.clear();
+    metrics_ = {};
+    for (const auto& [id, doc] : documents) set(id, doc);
+  }
   [[nodiscard]] const Metrics& metrics() const { return metrics_; }
   [[nodiscard]] std::uint64_t version() const { return version_; }
 
@@ -80,28 +83,20 @@ struct Shop {
 };
 
 // Keeps the view current until stopped (cancelled), then applies what was already published.
-// On errc::lagged it re-reads every order; the events the feed still holds are older than that
-// read, and replaying them is harmless, since each is followed by every later change of its order.
-asio::awaitable<void> follow(aurora::Subscription feed, Shop& shop, OrdersView& view, bool& done) {
+// On errc::lagged it rebuilds the view from a snapshot of the collection; the events the feed
+// still holds up to the snapshot's sequence are already in it, and are skipped.
+asio::awaitable<void> follow(aurora::Subscription feed, const aurora::Database& db, OrdersView& view, bool& done) {
+  std::uint64_t reflected = 0;  // the last snapshot's sequence
   auto apply = [&](const aurora::RecvResult& r) {
-    if (r) {
+    if (!r) {
+      const aurora::Snapshot snap = db.snapshot("orders");
+      view.reset(snap.documents);
+      reflected = snap.sequence;
+    } else if (r->sequence > reflected) {
       view.set(r->document_id, r->document);  // empty for a Delete
-      return;
     }
-    for (std::uint64_t n = 1; n <= shop.issued; ++n) view.set(order_id(n), shop.db.get("orders", order_id(n)));
   };
-  try {
-    for (;;) {
-      aurora::RecvResult r = co_await feed.recv();
-      if (!r && r.error().code == aurora::errc::closed) break;
-      apply(r);
-    }
-  } catch (const boost::system::system_error& e) {
-    if (e.code() != asio::error::operation_aborted) throw;
-  }
-  for (aurora::RecvResult r = feed.try_recv(); r || r.error().code == aurora::errc::lagged; r = feed.try_recv()) {
-    apply(r);
-  }
+  co_await aurora::consume(feed, apply);
   done = true;
 }
 
@@ -161,7 +156,7 @@ int main() {
   bool done = false;
   int frames = 0;
   asio::cancellation_signal stop_feed;
-  asio::co_spawn(io, follow(db.subscribe("orders"), shop, view, done),
+  asio::co_spawn(io, follow(db.subscribe("orders"), db, view, done),
                  asio::bind_cancellation_slot(stop_feed.slot(), asio::detached));
   asio::co_spawn(io, render(view, done, period, frames), asio::detached);
   asio::co_spawn(io, traffic(shop, stop_feed), asio::detached);
@@ -171,13 +166,9 @@ int main() {
 
   // The dashboard must agree with a full recount of the collection.
   Metrics recount;
-  std::size_t found = 0;
-  for (std::uint64_t n = 1; n <= shop.issued; ++n) {
-    if (auto order = db.get("orders", order_id(n))) {
-      recount.add(*order, +1);
-      ++found;
-    }
-  }
+  const aurora::Snapshot orders = db.snapshot("orders");
+  for (const auto& [id, order] : orders.documents) recount.add(order, +1);
+  const std::size_t found = orders.documents.size();
   std::cout << "final:     " << view.metrics() << "\nrecount:   " << recount << '\n' << frames << " frames\n";
   const auto max_frames = elapsed / period + 1;
   if (!(view.metrics() == recount) || found != db.size("orders") || frames == 0 || frames > max_frames) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <aurora/change_event.hpp>
+#include <aurora/consume.hpp>
 #include <aurora/database.hpp>
 #include <aurora/errc.hpp>
 #include <aurora/filter.hpp>
