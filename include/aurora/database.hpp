@@ -387,8 +387,8 @@ class BasicDatabase {
 
     // Undoes the recorded changes, newest first, from the before-images the events hold.
     void rollback() noexcept {
-      for (auto it = events_.rbegin(); it != events_.rend(); ++it) {
-        auto& ev = const_cast<ChangeEvent&>(**it);
+      for (std::size_t i = events_.size(); i-- > 0;) {
+        auto& ev = const_cast<ChangeEvent&>(*events_[i]);
         auto c = db_.collections_.find(ev.collection);
         if (c == db_.collections_.end()) continue;
         if (ev.operation == OperationType::Insert) {

@@ -13,13 +13,13 @@ class Start {
   enum class Kind { now, after, oldest };
 
   /// Events committed after `subscribe` returns.
-  [[nodiscard]] static constexpr Start now() noexcept { return Start(Kind::now, 0); }
+  [[nodiscard]] static constexpr Start now() noexcept { return {Kind::now, 0}; }
 
   /// Every event with a sequence greater than `sequence`, then live ones.
-  [[nodiscard]] static constexpr Start after(std::uint64_t sequence) noexcept { return Start(Kind::after, sequence); }
+  [[nodiscard]] static constexpr Start after(std::uint64_t sequence) noexcept { return {Kind::after, sequence}; }
 
   /// From the oldest event the database still retains, then live ones.
-  [[nodiscard]] static constexpr Start oldest() noexcept { return Start(Kind::oldest, 0); }
+  [[nodiscard]] static constexpr Start oldest() noexcept { return {Kind::oldest, 0}; }
 
   /// Which kind of start this is.
   [[nodiscard]] constexpr Kind kind() const noexcept { return kind_; }

@@ -32,14 +32,14 @@ class field_path {
     if (!valid_) return nullptr;
     const nlohmann::json* cur = &doc;
     for (const std::string& token : tokens_) {
-      if (cur->is_object()) {
-        auto it = cur->find(token);
-        if (it == cur->end()) return nullptr;
-        cur = &*it;
-      } else if (pointer_ && cur->is_array()) {
+      if (const auto* object = cur->get_ptr<const nlohmann::json::object_t*>()) {
+        auto it = object->find(token);
+        if (it == object->end()) return nullptr;
+        cur = &it->second;
+      } else if (const auto* array = cur->get_ptr<const nlohmann::json::array_t*>(); pointer_ && array != nullptr) {
         std::size_t index = 0;
-        if (!parse_index(token, index) || index >= cur->size()) return nullptr;
-        cur = &(*cur)[index];
+        if (!parse_index(token, index) || index >= array->size()) return nullptr;
+        cur = &(*array)[index];
       } else {
         return nullptr;
       }

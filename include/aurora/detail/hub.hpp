@@ -38,20 +38,12 @@ class wake_batch {
 
   // Wakes the parked readers, then releases what was displaced. Idempotent.
   void wake() noexcept {
-    for (std::size_t i = 0; i < ring_count_; ++i) {
-      try {
-        rings_[i]->notify_waiters();
-      } catch (...) {  // a waiter-list lock failed: its readers are woken by the next publish
-      }
-    }
-    for (event_ring* ring : more_rings_) {
-      try {
-        ring->notify_waiters();
-      } catch (...) {
-      }
-    }
-    ring_count_ = 0;
-    more_rings_.clear();
+    notify(global_);
+    global_ = nullptr;
+    notify(channel_.get());
+    channel_.reset();
+    for (const auto& ring : more_channels_) notify(ring.get());
+    more_channels_.clear();
     for (event_ptr& ev : displaced_) ev.reset();
     displaced_count_ = 0;
     more_displaced_.clear();
@@ -61,15 +53,25 @@ class wake_batch {
  private:
   friend class hub;
 
-  // At most one global and one collection channel per event; a transaction may touch more.
-  void add_ring(event_ring* ring) {
-    const auto used = rings_.begin() + static_cast<std::ptrdiff_t>(ring_count_);
-    if (std::find(rings_.begin(), used, ring) != used) return;
-    if (std::find(more_rings_.begin(), more_rings_.end(), ring) != more_rings_.end()) return;
-    if (ring_count_ < rings_.size()) {
-      rings_[ring_count_++] = ring;
-    } else {
-      more_rings_.push_back(ring);
+  static void notify(event_ring* ring) noexcept {
+    if (ring == nullptr) return;
+    try {
+      ring->notify_waiters();
+    } catch (...) {  // a waiter-list lock failed: its readers are woken by the next publish
+    }
+  }
+
+  // Channels are held by a reference: once the commit lock is released, a subscribe may release
+  // a collection channel that lost its last subscriber. (The global one lives as long as the
+  // Database, which outlives the write that made this batch.)
+  void add_channel(const std::shared_ptr<event_ring>& ring) {
+    if (channel_ == ring) return;
+    if (!channel_) {
+      channel_ = ring;
+      return;
+    }
+    if (std::find(more_channels_.begin(), more_channels_.end(), ring) == more_channels_.end()) {
+      more_channels_.push_back(ring);
     }
   }
 
@@ -85,9 +87,9 @@ class wake_batch {
     }
   }
 
-  std::array<event_ring*, 2> rings_{};
-  std::size_t ring_count_ = 0;
-  std::vector<event_ring*> more_rings_;
+  event_ring* global_ = nullptr;
+  std::shared_ptr<event_ring> channel_;                     // one write touches one collection channel at most
+  std::vector<std::shared_ptr<event_ring>> more_channels_;  // a transaction's other channels
   std::array<event_ptr, 2> displaced_{};
   std::size_t displaced_count_ = 0;
   std::vector<event_ptr> more_displaced_;
@@ -200,12 +202,12 @@ class hub {
         auto it = channels_.find(ev->collection);
         if (it != channels_.end()) {
           batch.add_displaced(publish_to(*it->second, ev));
-          add_ring(batch, it->second.get());
+          add_channel(batch, it->second);
         }
       }
       batch.add_displaced(publish_to(*global_, ev));
     }
-    add_ring(batch, global_.get());
+    batch.global_ = global_.get();
   }
 
   // Closes every channel: subscriptions read what is left, then closed.
@@ -233,9 +235,9 @@ class hub {
     }
   }
 
-  static void add_ring(wake_batch& batch, event_ring* ring) noexcept {
+  static void add_channel(wake_batch& batch, const std::shared_ptr<event_ring>& ring) noexcept {
     try {
-      batch.add_ring(ring);
+      batch.add_channel(ring);
     } catch (...) {  // out of memory for a transaction's extra channels: woken by the next publish
     }
   }

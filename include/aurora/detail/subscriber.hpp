@@ -125,15 +125,15 @@ class subscriber final : public ring_waiter,
         const bool ours = ev->collection == backlog_->collection;
         if (done) backlog_.reset();
         if (!ours) continue;
-        if (auto t = deliverable(*ev)) return RecvResult(std::move(ev), *t);
+        if (auto t = deliverable(*ev)) return {std::move(ev), *t};
         continue;
       }
       switch (ring_->try_read(cursor_, ev, missed)) {
         case read_status::ok:
-          if (auto t = deliverable(*ev)) return RecvResult(std::move(ev), *t);
+          if (auto t = deliverable(*ev)) return {std::move(ev), *t};
           continue;
         case read_status::lagged: return RecvResult(RecvError{errc::lagged, missed});
-        case read_status::empty: return RecvResult();
+        case read_status::empty: return {};
         case read_status::closed: return RecvResult(RecvError{errc::closed});
       }
     }
