@@ -306,3 +306,31 @@ TEST_CASE("a ring may start at any position", "[ring]") {
   REQUIRE(ring.try_read(cursor, value, missed) == read_status::ok);
   CHECK(value == 1'002);
 }
+
+TEST_CASE("publish_all makes a batch readable together, first item last", "[ring]") {
+  broadcast_ring<std::uint64_t> ring(8);
+  ring.publish(100);
+  std::uint64_t cursor = ring.tail();  // 1: the batch's first position
+  const std::vector<std::uint64_t> batch = {1, 2, 3, 4};
+  std::vector<bool> first_ready_after;  // after each item is stored, in the order stored
+  ring.publish_all(batch, [&](std::uint64_t) { first_ready_after.push_back(ring.ready(cursor)); });
+  CHECK(first_ready_after == std::vector<bool>{false, false, false, true});
+  std::uint64_t value = 0;
+  std::uint64_t missed = 0;
+  for (std::uint64_t expected : batch) {
+    REQUIRE(ring.try_read(cursor, value, missed) == read_status::ok);
+    CHECK(value == expected);
+  }
+  CHECK(ring.try_read(cursor, value, missed) == read_status::empty);
+
+  // More than the capacity: only the last C are kept, and a reader is told what it missed.
+  std::vector<std::uint64_t> big(20);
+  for (std::uint64_t i = 0; i < big.size(); ++i) big[i] = 1'000 + i;
+  std::uint64_t displaced = 0;
+  ring.publish_all(big, [&](std::uint64_t) { ++displaced; });
+  CHECK(displaced == 8);
+  REQUIRE(ring.try_read(cursor, value, missed) == read_status::lagged);
+  CHECK(missed == 12);
+  REQUIRE(ring.try_read(cursor, value, missed) == read_status::ok);
+  CHECK(value == 1'012);
+}

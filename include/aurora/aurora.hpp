@@ -11,5 +11,6 @@
 #include <aurora/snapshot.hpp>
 #include <aurora/start.hpp>
 #include <aurora/subscription.hpp>
+#include <aurora/transaction.hpp>
 #include <aurora/transition.hpp>
 #include <aurora/value.hpp>

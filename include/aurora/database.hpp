@@ -14,6 +14,7 @@
 #include <aurora/snapshot.hpp>
 #include <aurora/start.hpp>
 #include <aurora/subscription.hpp>
+#include <aurora/transaction.hpp>
 #include <aurora/value.hpp>
 
 #include <algorithm>
@@ -30,6 +31,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -90,16 +92,13 @@ class BasicDatabase {
   /// infinite number or a discarded value. Nothing changes and nothing is published when it
   /// throws.
   std::string insert(std::string_view collection, Document doc) {
+    check_outside_transaction("insert");
     check_collection(collection, "insert");
     check_object(doc, "insert: the document");
-    for (;;) {
-      std::string id = ids_.next(Clock::now());
-      commit_scope scope(*this);
-      if (scope.insert(collection, id, doc)) {
-        scope.commit();
-        return id;
-      }
-    }
+    commit_scope scope(*this);
+    std::string id = scope.insert_new(collection, doc);
+    scope.commit();
+    return id;
   }
 
   /// Stores `doc` under the caller's `id` (any non-empty string) and returns the id.
@@ -108,14 +107,10 @@ class BasicDatabase {
   /// not a storable JSON object (as for `insert(collection, doc)`); `already_exists` if `id` is
   /// present in `collection`.
   std::string insert(std::string_view collection, std::string id, Document doc) {
-    check_collection(collection, "insert");
-    if (id.empty()) throw error(errc::invalid_argument, "insert: the id is empty");
-    check_object(doc, "insert: the document");
+    check_outside_transaction("insert");
+    check_insert_with_id(collection, id, doc);
     commit_scope scope(*this);
-    if (!scope.insert(collection, id, doc)) {
-      throw error(errc::already_exists,
-                  "insert: id " + detail::quoted(id) + " already exists in " + detail::quoted(collection));
-    }
+    scope.insert_with_id(collection, id, doc);
     scope.commit();
     return id;
   }
@@ -134,9 +129,10 @@ class BasicDatabase {
   /// Errors: `invalid_document` if `patch` is not a storable JSON object (as for `insert`);
   /// `not_found` if the collection was never written or `id` is not present.
   void update(std::string_view collection, std::string_view id, const Document& patch) {
+    check_outside_transaction("update");
     check_object(patch, "update: the patch");
     commit_scope scope(*this);
-    scope.update(collection, id, patch);
+    scope.apply_update(collection, id, patch);
     scope.commit();
   }
 
@@ -146,9 +142,10 @@ class BasicDatabase {
   /// Errors: `invalid_document` if `doc` is not a storable JSON object (as for `insert`);
   /// `not_found` if the collection was never written or `id` is not present.
   void replace(std::string_view collection, std::string_view id, Document doc) {
+    check_outside_transaction("replace");
     check_object(doc, "replace: the document");
     commit_scope scope(*this);
-    scope.replace(collection, id, doc);
+    scope.apply_replace(collection, id, doc);
     scope.commit();
   }
 
@@ -156,14 +153,45 @@ class BasicDatabase {
   ///
   /// Errors: `not_found` if the collection was never written or `id` is not present.
   void remove(std::string_view collection, std::string_view id) {
+    check_outside_transaction("remove");
     commit_scope scope(*this);
-    scope.remove(collection, id);
+    scope.apply_remove(collection, id);
     scope.commit();
+  }
+
+  /// Runs `fn(tx)` as one transaction and returns what it returns: all of its writes commit
+  /// together, or, if `fn` throws, none does (the exception propagates). Each write becomes one
+  /// event; they get consecutive sequences, one timestamp and the same `commit` (the last
+  /// one's sequence), and no subscriber can receive one before all of them are published.
+  /// Transactions and single writes form one serial order: `fn` runs under the commit lock,
+  /// so keep it short, and reads of this Database from `fn` see its writes.
+  ///
+  /// Errors: what `fn` throws; `invalid_argument` when called from inside a transaction of
+  /// this Database (no nesting), as are this Database's writes there (use `tx`).
+  template <class Fn>
+  requires std::invocable<Fn&, Transaction&> std::invoke_result_t<Fn&, Transaction&> transaction(Fn&& fn) {
+    check_outside_transaction("transaction");
+    commit_scope scope(*this);
+    Transaction tx = detail::transaction_access::make(scope);
+    if constexpr (std::is_void_v<std::invoke_result_t<Fn&, Transaction&>>) {
+      {
+        const detail::transaction_mark mark(this);
+        fn(tx);
+      }
+      scope.commit();
+    } else {
+      std::invoke_result_t<Fn&, Transaction&> result = [&] {
+        const detail::transaction_mark mark(this);
+        return fn(tx);
+      }();
+      scope.commit();
+      return result;
+    }
   }
 
   /// A copy of document `id`, or nothing when the collection or the document is not there.
   [[nodiscard]] std::optional<Document> get(std::string_view collection, std::string_view id) const {
-    const std::shared_lock lock(mutex_);
+    const auto lock = read_lock();
     const Document* doc = find(collection, id);
     if (doc == nullptr) return std::nullopt;
     return *doc;
@@ -171,7 +199,7 @@ class BasicDatabase {
 
   /// How many documents `collection` holds; 0 for an unknown one.
   [[nodiscard]] std::size_t size(std::string_view collection) const {
-    const std::shared_lock lock(mutex_);
+    const auto lock = read_lock();
     auto c = collections_.find(collection);
     return c == collections_.end() ? 0 : c->second.size();
   }
@@ -182,7 +210,7 @@ class BasicDatabase {
   [[nodiscard]] Snapshot snapshot(std::string_view collection) const {
     Snapshot snap;
     {
-      const std::shared_lock lock(mutex_);
+      const auto lock = read_lock();
       snap.sequence = hub_.last_sequence();
       auto c = collections_.find(collection);
       if (c != collections_.end()) {
@@ -199,7 +227,7 @@ class BasicDatabase {
   [[nodiscard]] std::vector<std::string> collections() const {
     std::vector<std::string> names;
     {
-      const std::shared_lock lock(mutex_);
+      const auto lock = read_lock();
       names.reserve(collections_.size());
       for (const auto& [name, docs] : collections_) names.push_back(name);
     }
@@ -209,7 +237,7 @@ class BasicDatabase {
 
   /// The sequence of the last commit (0 before the first).
   [[nodiscard]] std::uint64_t last_sequence() const {
-    const std::shared_lock lock(mutex_);
+    const auto lock = read_lock();
     return hub_.last_sequence();
   }
 
@@ -237,13 +265,13 @@ class BasicDatabase {
   /// How many live subscriptions `collection` has.
   [[nodiscard]] std::size_t subscriber_count(std::string_view collection) const {
     if (collection.empty()) return 0;
-    const std::shared_lock lock(mutex_);
+    const auto lock = read_lock();
     return hub_.subscriber_count(collection);
   }
 
   /// How many live global subscriptions there are.
   [[nodiscard]] std::size_t global_subscriber_count() const {
-    const std::shared_lock lock(mutex_);
+    const auto lock = read_lock();
     return hub_.global_subscriber_count();
   }
 
@@ -257,9 +285,11 @@ class BasicDatabase {
   // anything changes), applies changes to the documents while recording each as an event, then
   // commit() stamps the events (next sequences, one timestamp, `commit`), publishes them to the
   // hub, unlocks and wakes the readers. A scope destroyed without commit() undoes what it
-  // applied, newest first, from the before-images its events hold. Storage that makes commits
-  // durable, and transactions, plug in here.
-  class commit_scope {
+  // applied, newest first, from the before-images its events hold. Single writes validate
+  // their input before they make a scope and call the apply_* members; a Transaction calls the
+  // transaction_ops members, which validate under the lock. Storage that makes commits durable
+  // plugs in at commit(), between stamping and publishing.
+  class commit_scope final : public detail::transaction_ops {
    public:
     explicit commit_scope(BasicDatabase& db) : db_(db), lock_(db.mutex_), now_(Clock::now()) {}
 
@@ -270,8 +300,60 @@ class BasicDatabase {
       if (!committed_) rollback();
     }
 
+    // transaction_ops: validate, then apply.
+    std::string insert(std::string_view collection, Document doc) override {
+      check_collection(collection, "insert");
+      check_object(doc, "insert: the document");
+      return insert_new(collection, doc);
+    }
+
+    std::string insert(std::string_view collection, std::string id, Document doc) override {
+      check_insert_with_id(collection, id, doc);
+      insert_with_id(collection, id, doc);
+      return id;
+    }
+
+    void update(std::string_view collection, std::string_view id, const Document& patch) override {
+      check_object(patch, "update: the patch");
+      apply_update(collection, id, patch);
+    }
+
+    void replace(std::string_view collection, std::string_view id, Document doc) override {
+      check_object(doc, "replace: the document");
+      apply_replace(collection, id, doc);
+    }
+
+    void remove(std::string_view collection, std::string_view id) override { apply_remove(collection, id); }
+
+    [[nodiscard]] const Document* find(std::string_view collection, std::string_view id) const override {
+      return db_.find(collection, id);
+    }
+
+    [[nodiscard]] std::size_t size(std::string_view collection) const override {
+      auto c = db_.collections_.find(collection);
+      return c == db_.collections_.end() ? 0 : c->second.size();
+    }
+
+    // Applying validated input.
+
+    // Moves `doc` in under a new id and returns the id.
+    std::string insert_new(std::string_view collection, Document& doc) {
+      for (;;) {
+        std::string id = db_.ids_.next(now_);
+        if (apply_insert(collection, id, doc)) return id;
+      }
+    }
+
+    // Moves `doc` in under `id`; already_exists (nothing changed) when the id is taken.
+    void insert_with_id(std::string_view collection, const std::string& id, Document& doc) {
+      if (!apply_insert(collection, id, doc)) {
+        throw error(errc::already_exists,
+                    "insert: id " + detail::quoted(id) + " already exists in " + detail::quoted(collection));
+      }
+    }
+
     // Moves `doc` in under `id`; false (nothing changed, `doc` untouched) when the id is taken.
-    bool insert(std::string_view collection, const std::string& id, Document& doc) {
+    bool apply_insert(std::string_view collection, const std::string& id, Document& doc) {
       auto c = db_.collections_.find(collection);
       if (c != db_.collections_.end() && c->second.contains(id)) return false;
       auto ev = make_event(collection, id, OperationType::Insert);
@@ -293,7 +375,7 @@ class BasicDatabase {
       return true;
     }
 
-    void update(std::string_view collection, std::string_view id, const Document& patch) {
+    void apply_update(std::string_view collection, std::string_view id, const Document& patch) {
       Document& stored = find_existing(collection, id, "update");
       Document updated = stored;
       updated.merge_patch(patch);
@@ -301,13 +383,13 @@ class BasicDatabase {
       change(collection, id, stored, std::move(updated));
     }
 
-    void replace(std::string_view collection, std::string_view id, Document& doc) {
+    void apply_replace(std::string_view collection, std::string_view id, Document& doc) {
       Document& stored = find_existing(collection, id, "replace");
       if (doc == stored) return;
       change(collection, id, stored, std::move(doc));
     }
 
-    void remove(std::string_view collection, std::string_view id) {
+    void apply_remove(std::string_view collection, std::string_view id) {
       auto c = db_.collections_.find(collection);
       (void)find_existing(collection, id, "remove");
       auto it = c->second.find(id);
@@ -326,7 +408,7 @@ class BasicDatabase {
         return;
       }
       const std::span<const detail::event_ptr> events(events_);
-      db_.hub_.prepare(events);
+      db_.hub_.prepare(events, batch_);
       const std::uint64_t first = db_.hub_.last_sequence() + 1;
       const std::uint64_t last = first + events.size() - 1;
       const auto timestamp = std::max(db_.last_timestamp_, now_);
@@ -424,6 +506,26 @@ class BasicDatabase {
     return options;
   }
 
+  void check_outside_transaction(const char* call) const {
+    if (detail::transaction_mark::inside(this)) {
+      throw error(errc::invalid_argument,
+                  std::string(call) + ": called inside a transaction of this database (use the Transaction)");
+    }
+  }
+
+  // The shared commit lock for a read, or no lock when this thread runs a transaction of this
+  // database (it holds the lock exclusively).
+  std::shared_lock<std::shared_mutex> read_lock() const {
+    if (detail::transaction_mark::inside(this)) return {};
+    return std::shared_lock(mutex_);
+  }
+
+  static void check_insert_with_id(std::string_view collection, const std::string& id, const Document& doc) {
+    check_collection(collection, "insert");
+    if (id.empty()) throw error(errc::invalid_argument, "insert: the id is empty");
+    check_object(doc, "insert: the document");
+  }
+
   static void check_collection(std::string_view collection, const char* call) {
     if (collection.empty()) throw error(errc::invalid_argument, std::string(call) + ": the collection name is empty");
   }
@@ -452,7 +554,7 @@ class BasicDatabase {
       channels.push_back(std::make_shared<detail::event_ring>(options_.channel_capacity));
     }
     {
-      const std::shared_lock lock(mutex_);
+      const auto lock = read_lock();
       hub_.subscribe(*state, collection, start, channels);
     }
     return detail::subscription_access::make(std::move(state));

@@ -94,7 +94,7 @@ using event_hub = aurora::detail::hub;
 void publish(event_hub& hub, const event_ptr& ev) {
   aurora::detail::wake_batch batch;
   const std::span<const event_ptr> one(&ev, 1);
-  hub.prepare(one);
+  hub.prepare(one, batch);
   hub.publish(one, batch);
   batch.wake();
 }

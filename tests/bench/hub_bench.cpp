@@ -227,7 +227,7 @@ class EventFactory {
 void publish(event_hub& hub, const event_ptr& ev) {
   aurora::detail::wake_batch batch;
   const std::span<const event_ptr> one(&ev, 1);
-  hub.prepare(one);
+  hub.prepare(one, batch);
   hub.publish(one, batch);
   batch.wake();
 }

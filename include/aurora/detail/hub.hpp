@@ -48,6 +48,7 @@ class wake_batch {
     displaced_count_ = 0;
     more_displaced_.clear();
     retired_.clear();
+    groups_.clear();
   }
 
  private:
@@ -94,6 +95,8 @@ class wake_batch {
   std::size_t displaced_count_ = 0;
   std::vector<event_ptr> more_displaced_;
   std::vector<std::shared_ptr<event_ring>> retired_;  // channels with no subscriber left
+  // A multi-event commit's events, grouped by collection channel (made by hub::prepare).
+  std::vector<std::pair<std::shared_ptr<event_ring>, std::vector<event_ptr>>> groups_;
 };
 
 // The channels of one database. The global channel always exists: it receives every event and
@@ -181,31 +184,55 @@ class hub {
   // How many live global subscriptions there are.
   [[nodiscard]] std::size_t global_subscriber_count() const noexcept { return global_->subscriber_count(); }
 
-  // Allocates what publishing `events` needs, so that publish() cannot fail. Throws
-  // std::bad_alloc, changing nothing a reader can see.
-  void prepare(std::span<const event_ptr> events) {
+  // Allocates what publishing `events` needs, so that publish() cannot fail, and groups the
+  // events of a multi-event commit by channel in `batch`. Throws std::bad_alloc, changing
+  // nothing a reader can see.
+  void prepare(std::span<const event_ptr> events, wake_batch& batch) {
     global_->reserve(events.size());
     if (channels_.empty()) return;
+    if (events.size() == 1) {
+      auto it = channels_.find(events.front()->collection);
+      if (it != channels_.end()) it->second->reserve(1);
+      return;
+    }
     for (const event_ptr& ev : events) {
       auto it = channels_.find(ev->collection);
-      if (it != channels_.end()) it->second->reserve(events.size());
+      if (it == channels_.end()) continue;
+      auto group = std::find_if(batch.groups_.begin(), batch.groups_.end(),
+                                [&](const auto& g) { return g.first == it->second; });
+      if (group == batch.groups_.end()) {
+        batch.groups_.emplace_back(it->second, std::vector<event_ptr>{});
+        group = batch.groups_.end() - 1;
+      }
+      group->second.push_back(ev);
     }
+    for (auto& [ring, group] : batch.groups_) ring->reserve(group.size());
+    batch.more_channels_.reserve(batch.groups_.size());
   }
 
   // Publishes `events` (stamped with the next sequences, in order) to their collections'
-  // channels and the global one. The wake-ups and the releases are left in `batch`, for after
-  // the commit lock. Call prepare() first.
+  // channels and the global one; the events of one call become readable together on each
+  // channel. The wake-ups and the releases are left in `batch`, for after the commit lock.
+  // Call prepare() first, with the same batch.
   void publish(std::span<const event_ptr> events, wake_batch& batch) noexcept {
     if (idle_->exchange(false, std::memory_order_acq_rel)) release_idle(batch);
-    for (const event_ptr& ev : events) {
+    auto keep = [&batch](event_ptr displaced) { batch.add_displaced(std::move(displaced)); };
+    if (events.size() == 1) {
+      const event_ptr& ev = events.front();
       if (!channels_.empty()) {
         auto it = channels_.find(ev->collection);
         if (it != channels_.end()) {
-          batch.add_displaced(publish_to(*it->second, ev));
+          keep(publish_to(*it->second, ev));
           add_channel(batch, it->second);
         }
       }
-      batch.add_displaced(publish_to(*global_, ev));
+      keep(publish_to(*global_, ev));
+    } else {
+      for (auto& [ring, group] : batch.groups_) {
+        publish_all_to(*ring, group, keep);
+        add_channel(batch, ring);
+      }
+      publish_all_to(*global_, events, keep);
     }
     batch.global_ = global_.get();
   }
@@ -232,6 +259,14 @@ class hub {
       return ring.publish(ev);  // reserved by prepare(): cannot throw
     } catch (...) {
       return nullptr;
+    }
+  }
+
+  template <class Values, class Sink>
+  static void publish_all_to(event_ring& ring, const Values& values, Sink& sink) noexcept {
+    try {
+      ring.publish_all(values, sink);  // reserved by prepare(): cannot throw
+    } catch (...) {
     }
   }
 

@@ -141,6 +141,32 @@ class broadcast_ring {
     return value;
   }
 
+  // Publishes `values` (random access, `values.size()` of them) as consecutive items that become
+  // readable together: they are written last to first, so a reader that can read the first
+  // finds every other one in place. Hands each displaced item to `displaced` (outside the slot
+  // lock). Of more than C values only the last C are stored (the others would be overwritten
+  // by their own batch). Call reserve(values.size()) first; otherwise throws std::bad_alloc
+  // before anything changed, or (for a segment past the first) leaves the batch partly stored.
+  template <class Values, class Sink>
+  void publish_all(const Values& values, Sink&& displaced) {
+    const std::uint64_t pos = tail_.load(std::memory_order_relaxed);
+    const std::uint64_t n = values.size();
+    if (n == 0) return;
+    (void)segment_for(index(pos + n - 1));  // the first to be written: nothing changes if it throws
+    tail_.store(pos + n, std::memory_order_relaxed);
+    const std::uint64_t first = n > capacity_ ? n - capacity_ : 0;
+    for (std::uint64_t i = n; i-- > first;) {
+      const std::uint64_t p = pos + i;
+      slot& s = segment_for(index(p))[index(p) % segment_slots];
+      T value = values[static_cast<std::size_t>(i)];
+      s.lock.lock();
+      std::swap(s.value, value);
+      s.stamp.store(p + 1, std::memory_order_seq_cst);
+      s.lock.unlock();
+      displaced(std::move(value));
+    }
+  }
+
   // Reads the item at `cursor` into `out` and advances `cursor` (ok), or reports empty, closed, or
   // lagged (with `missed` set and `cursor` moved to the oldest retained item). The value `out`
   // held before is released after the slot is unlocked, so a reader never runs a destructor
