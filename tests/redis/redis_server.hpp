@@ -8,8 +8,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -58,7 +58,9 @@ inline std::optional<std::string> find_on_path(std::string_view name) {
 // (mode 700) and an append-only file fsynced on every write, both in a fresh temporary directory,
 // so its data survives kill -9. start() waits, bounded, until the server answers PING on its
 // socket; it waits for the server's log lines (a pipe), not for a fixed time, and tries a PING
-// after each. The destructor kills it and removes the directory. Not thread-safe.
+// after each. The destructor kills it and removes the directory; should the test process die
+// without running it (a signal, a ctest timeout), the kernel kills the server too
+// (PR_SET_PDEATHSIG). Not thread-safe; start and restart it from one thread.
 class redis_server {
  public:
   // How long start() may wait for the server to answer.
@@ -112,25 +114,32 @@ class redis_server {
   void start() {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), "redis_server: pipe2");
-    posix_spawn_file_actions_t actions;
-    ::posix_spawn_file_actions_init(&actions);
-    ::posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    ::posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
-    ::posix_spawn_file_actions_adddup2(&actions, fds[1], 2);
     std::vector<std::string> args{
         executable_, "--port", "0", "--unixsocket", socket_path_, "--unixsocketperm", "700",   "--dir",
         dir_,        "--save", "",  "--appendonly", "yes",        "--appendfsync",    "always"};
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
-    pid_t pid = -1;
-    const int spawned = ::posix_spawn(&pid, executable_.c_str(), &actions, nullptr, argv.data(), environ);
-    ::posix_spawn_file_actions_destroy(&actions);
-    ::close(fds[1]);
-    if (spawned != 0) {
+    const pid_t parent = ::getpid();
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+      const int error = errno;
       ::close(fds[0]);
-      throw std::system_error(spawned, std::generic_category(), "redis_server: posix_spawn " + executable_);
+      ::close(fds[1]);
+      throw std::system_error(error, std::generic_category(), "redis_server: fork");
     }
+    if (pid == 0) {
+      // The child: only async-signal-safe calls until exec. It dies with the test process (this
+      // thread), so a test killed by a signal or a ctest timeout leaves no server behind.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(127);
+      const int null = ::open("/dev/null", O_RDONLY);
+      if (null < 0 || ::dup2(null, 0) < 0 || ::dup2(fds[1], 1) < 0 || ::dup2(fds[1], 2) < 0) ::_exit(127);
+      if (null > 2) ::close(null);
+      ::execve(executable_.c_str(), argv.data(), environ);
+      ::_exit(127);
+    }
+    ::close(fds[1]);
     pid_ = pid;
     std::string log;
     const bool ready = wait_ready(fds[0], log);
