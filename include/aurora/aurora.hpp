@@ -6,6 +6,7 @@
 #include <aurora/errc.hpp>
 #include <aurora/filter.hpp>
 #include <aurora/options.hpp>
+#include <aurora/query.hpp>
 #include <aurora/recv_result.hpp>
 #include <aurora/snapshot.hpp>
 #include <aurora/start.hpp>
