@@ -1,6 +1,8 @@
 // Tests for aurora/query.hpp: every operator from JSON and from the builders, number, string and
 // bool ordering, canonical JSON round trips, every malformed spec, depth limits, no allocation
 // while matching, and a randomized comparison with the reference evaluator in query_reference.hpp.
+#include <aurora/database.hpp>
+#include <aurora/filter.hpp>
 #include <aurora/query.hpp>
 
 #include "query_reference.hpp"
@@ -428,9 +430,23 @@ TEST_CASE("a Query is a value: copies, moves and the default", "[query]") {
 TEST_CASE("matching allocates nothing", "[query]") {
   const Query q = field("age") >= 21 && field("tier").in({"gold", "platinum"}) && field("address.city") == "London" &&
                   !(field("flag") == false) && field("/tags/1").is_not(eq("math"));
+  aurora::EventFilter f;
+  f.where = q;
+  f.field_filters = {{"name", "Ada"}};
+  f.changed = {"age", "tier"};
+  f.transitions = true;
+  const aurora::detail::compiled_filter compiled(f);
+  aurora::ChangeEvent ev;
+  ev.operation = aurora::OperationType::Update;
+  ev.document = user;
+  ev.old_document = user;
+  (*ev.old_document)["age"] = 20;
   const std::size_t before = allocations.load();
   bool all = true;
-  for (int i = 0; i < 1000; ++i) all = all && q.matches(user);
+  for (int i = 0; i < 1000; ++i) {
+    all = all && q.matches(user);
+    all = all && compiled.deliver(ev) == aurora::Transition::enter;
+  }
   const std::size_t after = allocations.load();
   CHECK(all);
   CHECK(after == before);
@@ -650,4 +666,20 @@ TEST_CASE("random queries on random documents agree with the reference evaluator
   // Both outcomes are common, or the comparison would prove little.
   CHECK(hits > checks / 20);
   CHECK(hits < checks * 19 / 20);
+}
+
+TEST_CASE("a subscription with a where filter receives the matching events", "[query][database]") {
+  aurora::Database db;
+  aurora::EventFilter adults;
+  adults.where = field("age") >= 18 && field("country").in({"FR", "DE"});
+  aurora::Subscription sub = db.subscribe("users", adults);
+  const std::string ada = db.insert("users", {{"name", "Ada"}, {"age", 36}, {"country", "FR"}});
+  db.insert("users", {{"name", "Bob"}, {"age", 12}, {"country", "FR"}});
+  db.insert("users", {{"name", "Cleo"}, {"age", 40}, {"country", "US"}});
+  db.update("users", ada, {{"age", 37}});
+  std::vector<std::pair<std::string, aurora::OperationType>> got;
+  for (aurora::RecvResult r = sub.try_recv(); r; r = sub.try_recv()) got.emplace_back(r->document_id, r->operation);
+  const std::vector<std::pair<std::string, aurora::OperationType>> expected = {{ada, aurora::OperationType::Insert},
+                                                                               {ada, aurora::OperationType::Update}};
+  CHECK(got == expected);
 }
