@@ -104,6 +104,22 @@ TEST_CASE("JSON Pointers reach dotted keys, array elements and escaped keys", "[
   CHECK(field_matches(user, "/", "empty key"));
 }
 
+TEST_CASE("field lookups find every key, whatever its bytes", "[filter]") {
+  // Keys that are prefixes of each other, empty, and bytes above 0x7f (ordered as unsigned char).
+  const std::vector<std::string> keys = {
+      "", "a", "ab", "abc", "b", "B", "\x7f", "\xc3\xa9", "\xff", std::string("a\0b", 3), "z"};
+  aurora::Document doc = aurora::Document::object();
+  for (std::size_t i = 0; i < keys.size(); ++i) doc[keys[i]] = i;
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    INFO(i);
+    if (!keys[i].empty()) CHECK(field_matches(doc, keys[i], i));
+    std::string pointer = "/" + keys[i];
+    CHECK(field_matches(doc, pointer, i));
+  }
+  CHECK_FALSE(field_matches(doc, "abcd", 3));
+  CHECK_FALSE(field_matches(doc, "\xc3", 7));
+}
+
 TEST_CASE("malformed pointers and empty fields never match", "[filter]") {
   CHECK_FALSE(field_matches(user, "", "Ada"));
   CHECK_FALSE(field_matches(user, "/m~2n", "tilde key"));  // ~2 is not an escape
