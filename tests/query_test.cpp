@@ -332,6 +332,7 @@ TEST_CASE("every malformed spec throws invalid_argument naming its path", "[quer
       {"$not at the top level", {{"$not", {{"a", 1}}}}, "at $.$not: unknown operator"},
       {"$where is not supported", {{"$where", "x"}}, "at $.$where: unknown operator"},
       {"unknown field operator", {{"a", {{"$foo", 1}}}}, "at $.a.$foo: unknown operator"},
+      {"$regex is not supported", {{"a", {{"$regex", "x"}}}}, "at $.a.$regex: unknown operator"},
       {"logical operator on a field", {{"a", {{"$and", {{{"b", 1}}}}}}}, "at $.a.$and: unknown operator here"},
       {"$in without an array", {{"a", {{"$in", 1}}}}, "at $.a.$in: needs an array"},
       {"$nin without an array", {{"a", {{"$nin", {{"x", 1}}}}}}, "at $.a.$nin: needs an array"},
