@@ -72,8 +72,9 @@ struct EventFilter {
   /// bool. Also throws `std::bad_alloc`.
   [[nodiscard]] static EventFilter from_json(const nlohmann::json& j);
 
-  /// Writes `f` in the JSON form above, every key present, `from_json` reads it back. Field
-  /// filters with the same field appear once (the last one). Throws
+  /// Writes `f` in the JSON form above, every key present (`where` only when set); `from_json`
+  /// reads it back, unless `f` holds what it rejects (an empty or malformed path, a NaN value).
+  /// Field filters with the same field appear once (the last one). Throws
   /// `aurora::error(errc::invalid_argument)` for a field filter value nested deeper than
   /// `max_document_depth` (no JSON form can hold it), else only `std::bad_alloc`.
   friend void to_json(nlohmann::json& j, const EventFilter& f);
