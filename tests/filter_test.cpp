@@ -328,8 +328,11 @@ TEST_CASE("in_view checks the document conditions only", "[filter][transition]")
   EventFilter deep;
   deep.field_filters = {{"x", json::array()}};
   for (std::size_t i = 0; i < aurora::max_document_depth; ++i)
-    deep.field_filters[0].value = {deep.field_filters[0].value};
+    deep.field_filters[0].value = json::array({deep.field_filters[0].value});
+  REQUIRE(aurora::detail::nests_too_deep(deep.field_filters[0].value));
   CHECK_FALSE(aurora::detail::compiled_filter(deep).in_view({{"x", 1}}));
+  CHECK_FALSE(
+      aurora::detail::compiled_filter(deep).matches(event(OperationType::Insert, std::nullopt, json{{"x", 1}})));
 }
 
 TEST_CASE("EventFilter JSON: every key, defaults, and round trips", "[filter][json]") {
@@ -376,7 +379,8 @@ TEST_CASE("EventFilter JSON: every key, defaults, and round trips", "[filter][js
   EventFilter deep;
   deep.field_filters = {{"x", json::array()}};
   for (std::size_t i = 0; i < aurora::max_document_depth; ++i)
-    deep.field_filters[0].value = {deep.field_filters[0].value};
+    deep.field_filters[0].value = json::array({deep.field_filters[0].value});
+  REQUIRE(aurora::detail::nests_too_deep(deep.field_filters[0].value));
   CHECK_THROWS_WITH(json(deep), Catch::Contains("filter: at $.fields.x: nests deeper"));
 }
 

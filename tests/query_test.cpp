@@ -399,6 +399,15 @@ TEST_CASE("depth: exactly max_document_depth parses, one more level throws", "[q
   }
   CHECK(negations == 127);  // {"$nor": [...]} adds two levels to a query one level deep
   CHECK(to_json_of(Query::parse(to_json_of(q))) == to_json_of(q));
+  Query mixed = field("a") == 1;
+  std::size_t levels = 0;
+  try {
+    for (;; ++levels) mixed = field("x") == 1 && (field("y") == 1 || mixed);  // {"x": 1, "$or": [{"y": 1}, mixed]}
+  } catch (const aurora::error& e) {
+    CHECK(e.code() == aurora::errc::invalid_argument);
+  }
+  CHECK(levels == 127);
+  CHECK(to_json_of(Query::parse(to_json_of(mixed))) == to_json_of(mixed));
 }
 
 TEST_CASE("builders throw what parsing the same JSON throws", "[query]") {
