@@ -7,6 +7,7 @@
 #include <aurora/errc.hpp>
 #include <aurora/filter.hpp>
 #include <aurora/options.hpp>
+#include <aurora/query.hpp>
 #include <aurora/recv_result.hpp>
 #include <aurora/snapshot.hpp>
 #include <aurora/start.hpp>
@@ -14,3 +15,4 @@
 #include <aurora/transaction.hpp>
 #include <aurora/transition.hpp>
 #include <aurora/value.hpp>
+#include <aurora/watch.hpp>

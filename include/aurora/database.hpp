@@ -16,6 +16,7 @@
 #include <aurora/subscription.hpp>
 #include <aurora/transaction.hpp>
 #include <aurora/value.hpp>
+#include <aurora/watch.hpp>
 
 #include <algorithm>
 #include <array>
@@ -260,6 +261,39 @@ class BasicDatabase {
   /// `subscribe`). Errors: `invalid_argument` / `history_lost` for a `Start` as for `subscribe`.
   [[nodiscard]] Subscription subscribe_global(std::optional<EventFilter> filter = {}, Start start = Start::now()) {
     return subscribe_to({}, filter, start);
+  }
+
+  /// Atomically, a snapshot of the documents of `collection` in the filter's view (those that
+  /// satisfy its `field_filters` and `where`; its operation does not apply), sorted by id, taken
+  /// at `last_sequence()`, and a subscription that starts exactly after it. Applying the
+  /// snapshot, then the events, gives the current state: nothing missed, nothing applied twice.
+  /// With `filter->transitions`, apply `enter`/`change` as upsert and `leave` as erase to keep an
+  /// exact live copy of the filter's view. Costs a copy of the documents in view.
+  ///
+  /// Errors: `invalid_argument` if `collection` is empty.
+  [[nodiscard]] Watch watch(std::string_view collection, std::optional<EventFilter> filter = {}) {
+    check_collection(collection, "watch");
+    auto state = std::make_shared<detail::subscriber>(filter);
+    std::optional<detail::compiled_filter> view;
+    if (filter) view.emplace(*filter);
+    std::vector<std::shared_ptr<detail::event_ring>> channels;  // released after the lock
+    channels.reserve(4);
+    channels.push_back(std::make_shared<detail::event_ring>(options_.channel_capacity));
+    Watch w;
+    {
+      const auto lock = read_lock();
+      w.snapshot.sequence = hub_.last_sequence();
+      if (auto c = collections_.find(collection); c != collections_.end()) {
+        for (const auto& [id, doc] : c->second) {
+          if (!view || view->in_view(doc)) w.snapshot.documents.emplace_back(id, doc);
+        }
+      }
+      hub_.subscribe(*state, collection, Start::now(), channels);
+    }
+    std::sort(w.snapshot.documents.begin(), w.snapshot.documents.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    w.subscription = detail::subscription_access::make(std::move(state));
+    return w;
   }
 
   /// How many live subscriptions `collection` has.

@@ -89,7 +89,57 @@ FILTER = {
     "numbers": filt(3, [("n", value("21.0"))], value('{"n":21}')),
 }
 
-for target, seeds in (("write", WRITE), ("filter", FILTER)):
+
+def spec(mode, text, *docs):
+    """A query_fuzzer input: [mode: 0 query, 1 filter][spec][documents...]."""
+    out = bytes([mode]) + (value(text, True) if isinstance(text, bytes) else value(text))
+    return out + b"".join(value(d) for d in docs)
+
+
+USER = '{"name":"Ada","age":21,"tier":"gold","trial":false,"tags":["math","poet"],"a.b":1,"n":{"x":1.5}}'
+BIG = '{"u":18446744073709551615,"i":-1,"m":-9223372036854775808,"f":9007199254740992.0,"p":9007199254740993}'
+# {"a": {"$eq": NaN}} and {"a": {"$in": [Infinity]}} in CBOR (JSON text has neither).
+CBOR_NAN_OPERAND = bytes([0xA1, 0x61, 0x61, 0xA1, 0x63]) + b"$eq" + bytes([0xF9, 0x7E, 0x00])
+CBOR_INF_OPERAND = bytes([0xA1, 0x61, 0x61, 0xA1, 0x63]) + b"$in" + bytes([0x81, 0xF9, 0x7C, 0x00])
+
+QUERY = {
+    "api_example": spec(0, '{"age":{"$gte":21},"$or":[{"tier":{"$in":["gold","platinum"]}},'
+                           '{"$nor":[{"trial":{"$exists":true}}]}]}', USER, '{"age":30}'),
+    "every_operator": spec(0, '{"age":{"$eq":21,"$ne":22,"$gt":20,"$gte":21,"$lt":22,"$lte":21},'
+                              '"tier":{"$in":["gold"],"$nin":["x"]},"trial":{"$exists":true},'
+                              '"name":{"$not":{"$lt":"A"}},"$and":[{"a.b":{"$exists":false}}],'
+                              '"$or":[{"/a.b":1},{"x":1}],"$nor":[{"n.x":2}]}', USER),
+    "numbers": spec(0, '{"u":{"$gt":-1},"i":{"$lt":18446744073709551615},"m":{"$lte":-9223372036854775808},'
+                       '"f":{"$eq":9007199254740993},"p":{"$gt":9007199254740992}}', BIG),
+    "strings_bools": spec(0, '{"s":{"$gt":"z","$lt":"\u20ac"},"b":{"$gt":false},"e":{"$lt":"a"}}',
+                          '{"s":"\u00e9","b":true,"e":""}', '{"s":"Z","b":false}'),
+    "plain_values": spec(0, '{"n":{"x":1.5},"tags":["math","poet"],"z":null,"e":{},"o":{"$eq":{"$k":1}}}',
+                         USER, '{"n":{"x":1.5},"tags":["math","poet"],"z":null,"e":{},"o":{"$k":1}}'),
+    "pointers": spec(0, '{"/tags/0":"math","/a.b":1,"/":2,"/m~0n":3,"/s~1t":4,"/tags/01":{"$exists":false}}',
+                     USER, '{"tags":["math"],"a.b":1,"":2,"m~n":3,"s/t":4}'),
+    "nested_logic": spec(0, '{"$or":[{"$and":[{"a":1},{"$nor":[{"b":1}]}]},{"$or":[{"c":{"$not":'
+                            '{"$not":{"$in":[1,2]}}}}]}],"$and":[{}]}', '{"a":1}', '{"c":2}', '{"b":1,"a":1}'),
+    "canonical_forms": spec(0, '{"$and":[{"a":{"$gt":1}},{"a":{"$lt":5}}],"$or":[{}],"b":{"$eq":{"x":1}}}',
+                            '{"a":3,"b":{"x":1}}'),
+    "bad_mixed": spec(0, '{"a":{"$gt":1,"b":2}}', USER),
+    "bad_unknown": spec(0, '{"$and":[{"a":{"$regex":"x"}}]}'),
+    "bad_not_top": spec(0, '{"$not":{"a":1}}'),
+    "bad_pointer": spec(0, '{"/a~2":1,"":2}'),
+    "bad_operands": spec(0, '{"a":{"$in":1,"$exists":1,"$gt":null,"$not":5},"$or":[]}'),
+    "deep": spec(0, '{"a":' + "[" * 300 + "]" * 300 + "}"),
+    "deep_logic": spec(0, '{"$and":[' * 130 + "{}" + "]}" * 130),
+    "cbor_nan_operand": spec(0, CBOR_NAN_OPERAND, USER),
+    "cbor_inf_operand": spec(0, CBOR_INF_OPERAND, USER),
+    "filter_full": spec(1, '{"operation":"Update","where":{"age":{"$gte":21}},"fields":{"tier":"gold"},'
+                           '"changed":["age","/tags/0"],"transitions":true}', USER, '{"age":22,"tier":"gold"}',
+                        '{"age":20,"tier":"gold","tags":["x"]}'),
+    "filter_plain": spec(1, '{"operation":null,"fields":{"a.b":1},"changed":["n.x"]}', USER, '{"a":{"b":1}}'),
+    "filter_empty": spec(1, '{}', USER),
+    "filter_bad": spec(1, '{"operation":"insert","wher":{},"fields":{"":1},"changed":[1],"transitions":1}'),
+    "filter_bad_where": spec(1, '{"where":{"a":{"$gt":[]}}}'),
+}
+
+for target, seeds in (("write", WRITE), ("filter", FILTER), ("query", QUERY)):
     folder = os.path.join(HERE, "corpus", target)
     os.makedirs(folder, exist_ok=True)
     for name, data in seeds.items():

@@ -1,5 +1,5 @@
 // Replays fuzz inputs without libFuzzer, so any compiler and sanitizer can run the corpus:
-//   aurora_fuzz_replay <write|filter> <file or directory>...
+//   aurora_fuzz_replay <write|filter|query> <file or directory>...
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -11,16 +11,18 @@
 
 extern "C" int aurora_fuzz_write_one(const std::uint8_t* data, std::size_t size);
 extern "C" int aurora_fuzz_filter_one(const std::uint8_t* data, std::size_t size);
+extern "C" int aurora_fuzz_query_one(const std::uint8_t* data, std::size_t size);
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: %s <write|filter> <file or directory>...\n", argv[0]);
+    std::fprintf(stderr, "usage: %s <write|filter|query> <file or directory>...\n", argv[0]);
     return 2;
   }
   const std::string target = argv[1];
   int (*one)(const std::uint8_t*, std::size_t) = nullptr;
   if (target == "write") one = &aurora_fuzz_write_one;
   if (target == "filter") one = &aurora_fuzz_filter_one;
+  if (target == "query") one = &aurora_fuzz_query_one;
   if (one == nullptr) {
     std::fprintf(stderr, "unknown target %s\n", target.c_str());
     return 2;

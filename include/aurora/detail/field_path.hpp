@@ -10,6 +10,29 @@
 
 namespace aurora::detail {
 
+// A key to look up in a JSON object (a std::map with the transparent std::less<>) that compares
+// with the stored keys inline, byte by byte as unsigned char like std::string does: keys are
+// short, and this is faster than a call to memcmp per comparison.
+struct key_ref {
+  const char* data;
+  std::size_t size;
+
+  static int compare(const char* a, std::size_t an, const char* b, std::size_t bn) noexcept {
+    const std::size_t n = an < bn ? an : bn;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (a[i] != b[i]) return static_cast<unsigned char>(a[i]) < static_cast<unsigned char>(b[i]) ? -1 : 1;
+    }
+    return an < bn ? -1 : an > bn ? 1 : 0;
+  }
+
+  friend bool operator<(const std::string& a, const key_ref& b) noexcept {
+    return compare(a.data(), a.size(), b.data, b.size) < 0;
+  }
+  friend bool operator<(const key_ref& a, const std::string& b) noexcept {
+    return compare(a.data, a.size, b.data(), b.size()) < 0;
+  }
+};
+
 // A parsed filter field. `"a.b"` walks objects only; `"/a/0"` is a JSON Pointer that walks
 // objects and arrays. An empty field or a malformed pointer is kept as invalid and finds nothing.
 class field_path {
@@ -33,7 +56,7 @@ class field_path {
     const nlohmann::json* cur = &doc;
     for (const std::string& token : tokens_) {
       if (const auto* object = cur->get_ptr<const nlohmann::json::object_t*>()) {
-        auto it = object->find(token);
+        auto it = object->find(key_ref{token.data(), token.size()});
         if (it == object->end()) return nullptr;
         cur = &it->second;
       } else if (const auto* array = cur->get_ptr<const nlohmann::json::array_t*>(); pointer_ && array != nullptr) {

@@ -209,12 +209,9 @@ class subscriber final : public ring_waiter,
     bool may_post = true;  // false: its context is shutting down
   };
 
+  // Whether `ev` is delivered, and as which transition relative to the filter's view.
   std::optional<Transition> deliverable(const ChangeEvent& ev) const noexcept {
-    if (filter_ && !filter_->matches(ev)) return std::nullopt;
-    return natural(ev);
-  }
-
-  static Transition natural(const ChangeEvent& ev) noexcept {
+    if (filter_) return filter_->deliver(ev);
     return ev.operation == OperationType::Insert   ? Transition::enter
            : ev.operation == OperationType::Delete ? Transition::leave
                                                    : Transition::change;
