@@ -33,7 +33,9 @@ namespace aurora::sqlite::detail {
 // Failure: if write or publish throws, the group's waiters and the waiters of every batch queued
 // after it get aurora::error(errc::storage_error) (the later batches are dropped unwritten), and
 // every later enqueue throws it too: the storage may have lost data, so nothing after it may
-// commit. The owner recovers by reopening.
+// commit. Before any of those waiters is woken, the leader hands the failed group followed by
+// the dropped batches, in ticket order, to `discard` (a no-op by default): where the owner
+// undoes what those batches changed in memory (newest first). The owner recovers by reopening.
 //
 // Tickets: 1, 2, 3, ... in enqueue order; batch t is done when every batch up to t is written
 // and published (`done_`). Invariant under the mutex: taken_ - done_ batches are being written
@@ -42,16 +44,28 @@ namespace aurora::sqlite::detail {
 // Thread safety: enqueue, wait, flush and failed may be called from any thread. `write` and
 // `publish` run on the leader's thread, never two at a time, without the internal lock held.
 // Destroy it only when no call is in progress; batches that nobody waited for are dropped.
-template <class Batch, class Write, class Publish>
-requires std::invocable<Write&, std::span<Batch>> && std::invocable<Publish&, std::span<Batch>>
+// The default `discard`: nothing to undo.
+struct no_discard {
+  template <class Batch>
+  void operator()(std::span<Batch> /*batches*/) const noexcept {}
+};
+
+template <class Batch, class Write, class Publish, class Discard = no_discard>
+requires std::invocable<Write&, std::span<Batch>> && std::invocable<Publish&, std::span<Batch>> &&
+    std::invocable<Discard&, std::span<Batch>>
 class group_commit {
   static_assert(std::is_nothrow_move_constructible_v<Batch>, "batches move into a group without throwing");
 
  public:
   using ticket = std::uint64_t;
 
-  group_commit(Write write, Publish publish, std::size_t max_group = 1024)
-      : write_(std::move(write)), publish_(std::move(publish)), max_group_(std::max<std::size_t>(max_group, 1)) {
+  // `write` and `publish` as described above; a group holds at most `max_group` batches
+  // (at least 1). `discard` must not throw (std::terminate if it does).
+  group_commit(Write write, Publish publish, std::size_t max_group = 1024, Discard discard = Discard{})
+      : write_(std::move(write)),
+        publish_(std::move(publish)),
+        discard_(std::move(discard)),
+        max_group_(std::max<std::size_t>(max_group, 1)) {
     group_.reserve(max_group_);
   }
 
@@ -63,6 +77,10 @@ class group_commit {
   ticket enqueue(Batch batch) {
     const std::lock_guard lock(mutex_);
     if (failed_) throw error(errc::storage_error, "group commit refused: an earlier commit failed (" + failure_ + ")");
+    // Room for a failure to hand every batch to `discard` without allocating (only a failed
+    // leader uses it, after failed_ is set, so never while this runs).
+    const std::size_t needed = queue_.size() + 1 + max_group_;
+    if (spill_.capacity() < needed) spill_.reserve(2 * needed);
     queue_.push_back(std::move(batch));
     return ++enqueued_;
   }
@@ -135,29 +153,38 @@ class group_commit {
       ok = false;
       failure = std::string("unknown exception in ") + stage;
     }
-    group_.clear();  // the batches are destroyed outside the lock
-
-    lock.lock();
     if (ok) {
+      group_.clear();  // the batches are destroyed outside the lock
+      lock.lock();
       done_ = last;
     } else {
-      failed_ = true;
+      lock.lock();
+      failed_ = true;  // from now on enqueue refuses
       failed_from_ = first;
       failed_to_ = last;
       failure_ = std::move(failure);
       std::deque<Batch> dropped;
       dropped.swap(queue_);
       taken_ = enqueued_;
-      lock.unlock();  // destroy them outside the lock
+      lock.unlock();
+      for (Batch& b : group_) spill_.push_back(std::move(b));  // reserved by enqueue: cannot throw
+      for (Batch& b : dropped) spill_.push_back(std::move(b));
+      group_.clear();
       dropped.clear();
+      discard_spill();
+      spill_.clear();
       lock.lock();
     }
     leading_ = false;
     done_cv_.notify_all();
   }
 
+  // A throwing discard would leave memory half undone: std::terminate (noexcept) instead.
+  void discard_spill() noexcept { discard_(std::span<Batch>(spill_)); }
+
   Write write_;
   Publish publish_;
+  Discard discard_;
   const std::size_t max_group_;
 
   mutable std::mutex mutex_;
@@ -172,6 +199,7 @@ class group_commit {
   ticket failed_to_ = 0;
   std::string failure_;
   std::vector<Batch> group_;  // the group being written; used by the leader only
+  std::vector<Batch> spill_;  // a failed group and the dropped batches, for `discard`
 };
 
 }  // namespace aurora::sqlite::detail
