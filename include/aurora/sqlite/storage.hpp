@@ -198,9 +198,12 @@ class Storage {
         detail::statement::run(trim_).bind(1, static_cast<std::int64_t>(oldest)).done();
       }
       detail::statement::run(commit_).done();
-      for (const std::string* name : new_collections) known_collections_.insert(*name);
       oldest_logged_.store(std::min(oldest, last + 1), std::memory_order_release);
       last_sequence_.store(last, std::memory_order_release);
+      try {
+        for (const std::string* name : new_collections) known_collections_.insert(*name);
+      } catch (...) {  // only a shortcut: the next insert into it records it again (OR IGNORE)
+      }
     } catch (const detail::sqlite_error& e) {
       fail(detail::error_context(e));
       throw detail::sqlite_error(
