@@ -1,0 +1,316 @@
+// sqlite_bench: durable inserts per second, Aurora's storage engine beside the raw SQLite a user
+// would write by hand, and the time to reopen and load a large database. One JSON line each:
+//
+//   raw_sqlite      one prepared INSERT of the JSON text per transaction (autocommit), WAL, the
+//                   same synchronous level: the peer
+//   storage         aurora::sqlite::Storage, 1 writer, one event per write()
+//   storage_group   --threads writers (16) through the group committer, Durability::full
+//   reopen_load     writes --load-docs documents (1,000 per write), closes, then times opening
+//                   the file and loading every document into per-collection hash maps
+//
+//   sqlite_bench                                     # every workload, small sizes
+//   sqlite_bench --workload load --load-docs 1000000
+//   sqlite_bench --durability normal --events 20000
+//
+// Files go to a fresh directory under --dir (default: the system's temporary directory), removed
+// at the end. fsync time on a VM varies 5-10x between runs: compare lines of the same run.
+#include "bench_common.hpp"
+
+#include <aurora/sqlite/detail/group_commit.hpp>
+#include <aurora/sqlite/storage.hpp>
+
+#include <sqlite3.h>
+#include <stdlib.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace {
+
+using aurora::bench::JsonLine;
+using event_ptr = std::shared_ptr<const aurora::ChangeEvent>;
+using clock_type = std::chrono::steady_clock;
+
+struct Args {
+  std::string workload = "all";  // raw | storage | group | load | all
+  aurora::Durability durability = aurora::Durability::full;
+  std::uint64_t events = 2'000;         // raw_sqlite and storage
+  std::uint64_t group_events = 20'000;  // storage_group, all threads together
+  std::uint64_t threads = 16;
+  std::uint64_t load_docs = 10'000;
+  std::string dir = std::filesystem::temp_directory_path().string();
+};
+
+[[noreturn]] void usage() {
+  std::fputs(
+      "usage: sqlite_bench [--workload raw|storage|group|load|all] [--durability full|normal] [--events 2000]\n"
+      "                    [--group-events 20000] [--threads 16] [--load-docs 10000] [--dir /tmp]\n",
+      stderr);
+  std::exit(2);
+}
+
+std::uint64_t parse_number(std::string_view s) {
+  const auto n = aurora::bench::parse_u64(s);
+  if (!n) usage();
+  return *n;
+}
+
+Args parse_args(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; i += 2) {
+    const std::string_view key = argv[i];
+    if (i + 1 >= argc) usage();
+    const std::string_view value = argv[i + 1];
+    if (key == "--workload") {
+      if (value != "raw" && value != "storage" && value != "group" && value != "load" && value != "all") usage();
+      a.workload = value;
+    } else if (key == "--durability") {
+      if (value == "full") {
+        a.durability = aurora::Durability::full;
+      } else if (value == "normal") {
+        a.durability = aurora::Durability::normal;
+      } else {
+        usage();
+      }
+    } else if (key == "--events") {
+      a.events = std::max<std::uint64_t>(1, parse_number(value));
+    } else if (key == "--group-events") {
+      a.group_events = std::max<std::uint64_t>(1, parse_number(value));
+    } else if (key == "--threads") {
+      a.threads = std::max<std::uint64_t>(1, parse_number(value));
+    } else if (key == "--load-docs") {
+      a.load_docs = std::max<std::uint64_t>(1, parse_number(value));
+    } else if (key == "--dir") {
+      a.dir = value;
+    } else {
+      usage();
+    }
+  }
+  return a;
+}
+
+// A ~100-byte document, as db_bench writes.
+aurora::Document make_document(std::uint64_t i) {
+  return aurora::Document{{"seq", i}, {"name", "user-" + std::to_string(i)}, {"payload", std::string(60, 'x')}};
+}
+
+std::string make_id(std::uint64_t i) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "doc-%012llu", static_cast<unsigned long long>(i));
+  return buf;
+}
+
+std::shared_ptr<aurora::ChangeEvent> make_insert(std::uint64_t sequence, std::string collection, std::string id,
+                                                 aurora::Document doc) {
+  auto ev = std::make_shared<aurora::ChangeEvent>();
+  ev->sequence = sequence;
+  ev->commit = sequence;
+  ev->operation = aurora::OperationType::Insert;
+  ev->collection = std::move(collection);
+  ev->document_id = std::move(id);
+  ev->document = std::move(doc);
+  ev->timestamp = std::chrono::system_clock::now();
+  return ev;
+}
+
+double seconds_since(clock_type::time_point start) { return aurora::bench::seconds_between(start, clock_type::now()); }
+
+JsonLine line(const Args& a, std::string_view workload) {
+  JsonLine j;
+  j.str("bench", "sqlite_bench").str("workload", workload).str("compiler", aurora::bench::compiler_tag());
+  j.str("sqlite", sqlite3_libversion()).str("durability", aurora::to_string(a.durability));
+  return j;
+}
+
+void die(sqlite3* db, const char* what) {
+  std::fprintf(stderr, "sqlite_bench: %s: %s\n", what, db != nullptr ? sqlite3_errmsg(db) : "?");
+  std::exit(1);
+}
+
+// The peer: what a user writes by hand with the SQLite C API.
+void raw_sqlite(const Args& a, const std::string& dir) {
+  const std::string path = dir + "/raw.db";
+  sqlite3* db = nullptr;
+  if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) die(db, "open");
+  const char* setup = a.durability == aurora::Durability::full ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                                                               : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;";
+  if (sqlite3_exec(db, setup, nullptr, nullptr, nullptr) != SQLITE_OK) die(db, "pragmas");
+  if (sqlite3_exec(db, "CREATE TABLE docs(id TEXT PRIMARY KEY, body TEXT NOT NULL)", nullptr, nullptr, nullptr) !=
+      SQLITE_OK) {
+    die(db, "create");
+  }
+  sqlite3_stmt* insert = nullptr;
+  if (sqlite3_prepare_v2(db, "INSERT INTO docs(id, body) VALUES (?1, ?2)", -1, &insert, nullptr) != SQLITE_OK) {
+    die(db, "prepare");
+  }
+  const auto start = clock_type::now();
+  for (std::uint64_t i = 1; i <= a.events; ++i) {
+    const std::string id = make_id(i);
+    const std::string body = make_document(i).dump();
+    sqlite3_bind_text(insert, 1, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
+    sqlite3_bind_text(insert, 2, body.data(), static_cast<int>(body.size()), SQLITE_STATIC);
+    if (sqlite3_step(insert) != SQLITE_DONE) die(db, "insert");
+    sqlite3_reset(insert);
+  }
+  const double s = seconds_since(start);
+  sqlite3_finalize(insert);
+  sqlite3_close(db);
+  JsonLine j = line(a, "raw_sqlite");
+  j.u("writers", 1).u("events", a.events).u("commits", a.events).f("seconds", s);
+  j.f("inserts_per_s", static_cast<double>(a.events) / s);
+  std::puts(j.text().c_str());
+}
+
+// Storage::write with one event per call, from one thread.
+void storage_single(const Args& a, const std::string& dir) {
+  aurora::sqlite::Storage storage(dir + "/single.db", a.durability);
+  const auto start = clock_type::now();
+  for (std::uint64_t i = 1; i <= a.events; ++i) {
+    const std::vector<event_ptr> events{make_insert(i, "docs", make_id(i), make_document(i))};
+    storage.write(events);
+  }
+  const double s = seconds_since(start);
+  JsonLine j = line(a, "storage");
+  j.u("writers", 1).u("events", a.events).u("commits", a.events).f("seconds", s);
+  j.f("inserts_per_s", static_cast<double>(a.events) / s);
+  std::puts(j.text().c_str());
+}
+
+// --threads writers, each commit one insert, sequences assigned under a commit lock, made durable
+// through the group committer (Durability::full, whatever --durability says).
+void storage_group(const Args& a, const std::string& dir) {
+  aurora::sqlite::Storage storage(dir + "/group.db", aurora::Durability::full);
+  using batch = std::vector<event_ptr>;
+  std::uint64_t writes = 0;  // by the leader only
+  std::vector<event_ptr> flat;
+  auto write = [&](std::span<batch> group) {
+    flat.clear();
+    for (const batch& b : group) flat.insert(flat.end(), b.begin(), b.end());
+    storage.write(flat);
+    ++writes;
+  };
+  auto publish = [](std::span<batch>) {};
+  aurora::sqlite::detail::group_commit<batch, decltype(write), decltype(publish)> committer(write, publish, 1024);
+  std::mutex commit_lock;
+  std::uint64_t last_sequence = 0;
+  const std::uint64_t per_thread = (a.group_events + a.threads - 1) / a.threads;
+  std::vector<std::thread> threads;
+  const auto start = clock_type::now();
+  for (std::uint64_t t = 0; t < a.threads; ++t) {
+    threads.emplace_back([&] {
+      for (std::uint64_t i = 0; i < per_thread; ++i) {
+        std::uint64_t ticket = 0;
+        {
+          const std::lock_guard lock(commit_lock);
+          const std::uint64_t q = ++last_sequence;
+          ticket = committer.enqueue(batch{make_insert(q, "docs", make_id(q), make_document(q))});
+        }
+        committer.wait(ticket);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  const double s = seconds_since(start);
+  const std::uint64_t events = per_thread * a.threads;
+  if (storage.last_sequence() != events) {
+    std::fprintf(stderr, "sqlite_bench: storage_group wrote %llu events, expected %llu\n",
+                 static_cast<unsigned long long>(storage.last_sequence()), static_cast<unsigned long long>(events));
+    std::exit(1);
+  }
+  Args full = a;
+  full.durability = aurora::Durability::full;
+  JsonLine j = line(full, "storage_group");
+  j.u("writers", a.threads).u("events", events).u("commits", events).u("group_writes", writes).f("seconds", s);
+  j.f("events_per_write", static_cast<double>(events) / static_cast<double>(std::max<std::uint64_t>(writes, 1)));
+  j.f("inserts_per_s", static_cast<double>(events) / s);
+  std::puts(j.text().c_str());
+}
+
+// What a Database does with load(): one hash map of documents per collection.
+struct map_loader {
+  std::unordered_map<std::string, std::unordered_map<std::string, aurora::Document>> collections;
+  std::unordered_map<std::string, aurora::Document>* current = nullptr;
+  std::string current_name;
+
+  void collection(std::string_view name) { collections.try_emplace(std::string(name)); }
+  void document(std::string_view collection, std::string_view id, aurora::Document&& doc) {
+    if (current == nullptr || current_name != collection) {
+      current_name = collection;
+      current = &collections[current_name];
+    }
+    current->emplace(std::string(id), std::move(doc));
+  }
+};
+
+void reopen_load(const Args& a, const std::string& dir) {
+  const std::string path = dir + "/load.db";
+  const auto write_start = clock_type::now();
+  {
+    aurora::sqlite::Storage storage(path, aurora::Durability::normal);
+    std::vector<event_ptr> batch;
+    for (std::uint64_t i = 1; i <= a.load_docs; ++i) {
+      batch.push_back(make_insert(i, i % 2 == 0 ? "even" : "odd", make_id(i), make_document(i)));
+      if (batch.size() == 1000 || i == a.load_docs) {
+        storage.write(batch);
+        batch.clear();
+      }
+    }
+  }
+  const double write_s = seconds_since(write_start);
+  const auto file_bytes = std::filesystem::file_size(path);
+
+  const auto open_start = clock_type::now();
+  aurora::sqlite::Storage storage(path, a.durability);
+  const double open_s = seconds_since(open_start);
+  const auto load_start = clock_type::now();
+  map_loader loader;
+  const std::size_t n = storage.load(loader);
+  const double load_s = seconds_since(load_start);
+  if (n != a.load_docs) {
+    std::fprintf(stderr, "sqlite_bench: loaded %zu documents, wrote %llu\n", n,
+                 static_cast<unsigned long long>(a.load_docs));
+    std::exit(1);
+  }
+  JsonLine j = line(a, "reopen_load");
+  j.u("documents", n).u("file_bytes", file_bytes).f("write_s", write_s).f("open_s", open_s).f("load_s", load_s);
+  j.f("reopen_load_s", open_s + load_s).f("docs_per_s", static_cast<double>(n) / (open_s + load_s));
+  j.u("vm_hwm_kib", aurora::bench::vm_hwm_kib());
+  std::puts(j.text().c_str());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Args a = parse_args(argc, argv);
+  std::string tmpl = a.dir + "/aurora-sqlite-bench-XXXXXX";
+  if (mkdtemp(tmpl.data()) == nullptr) {
+    std::perror("sqlite_bench: mkdtemp");
+    return 1;
+  }
+  const std::string dir = tmpl;
+  int status = 0;
+  try {
+    const bool all = a.workload == "all";
+    if (all || a.workload == "raw") raw_sqlite(a, dir);
+    if (all || a.workload == "storage") storage_single(a, dir);
+    if (all || a.workload == "group") storage_group(a, dir);
+    if (all || a.workload == "load") reopen_load(a, dir);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "sqlite_bench: %s\n", e.what());
+    status = 1;
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  return status;
+}
