@@ -69,7 +69,7 @@ TEST_CASE("a new subscription sees only events published after subscribe", "[sub
   CHECK(sub.try_recv().error().code == errc::empty);
 }
 
-TEST_CASE("recv returns ready events without suspending, yielding once per budget", "[subscription]") {
+TEST_CASE("recv returns ready events without suspending, yielding when its budget runs out", "[subscription]") {
   aurora::Database db;
   auto sub = db.subscribe("users");
   constexpr int n = 1000;
@@ -88,9 +88,9 @@ TEST_CASE("recv returns ready events without suspending, yielding once per budge
       asio::detached);
   const std::size_t handlers = run_bounded(io);
   CHECK(received == n);
-  // Starting the coroutine, and one yield per recv_budget ready events, not one per event.
-  CHECK(handlers <= 3 + n / aurora::Subscription::recv_budget);
-  CHECK(handlers >= n / aurora::Subscription::recv_budget);
+  // Starting the coroutine, and a yield when the time budget runs out (at most one per 16
+  // events), not one handler per event.
+  CHECK(handlers <= 3 + n / 16);
 }
 
 TEST_CASE("a subscriber that never runs out of events does not starve its executor", "[subscription]") {
@@ -123,7 +123,7 @@ TEST_CASE("a subscriber that never runs out of events does not starve its execut
       asio::detached);
   run_bounded(io);
   CHECK(other_ran);
-  CHECK(received <= static_cast<int>(aurora::Subscription::recv_budget) + 1);
+  CHECK(received >= 1);
 }
 
 TEST_CASE("a parked recv is resumed by the next publish, on the coroutine's executor", "[subscription]") {

@@ -454,7 +454,7 @@ class BasicDatabase {
         ev.timestamp = timestamp;
       }
       db_.last_timestamp_ = timestamp;
-      db_.hub_.publish(events, batch_);
+      db_.hub_.publish(events_, batch_);  // takes the events over
       committed_ = true;
       lock_.unlock();
       batch_.wake();

@@ -10,10 +10,12 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/cancellation_state.hpp>
+#include <boost/asio/defer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/error_code.hpp>
 
+#include <chrono>
 #include <memory>
 #include <type_traits>
 #include <utility>
@@ -44,10 +46,10 @@ class Subscription {
   /// not run (`operation_aborted` on cancellation, `already_started` for a second receive).
   using completion_signature = void(boost::system::error_code, RecvResult);
 
-  /// How many ready events `recv()` returns in a row without suspending before it yields to its
-  /// executor once, so that a subscriber slower than its writers does not starve other work on
-  /// that executor (like tokio's cooperative budget).
-  static constexpr unsigned recv_budget = detail::recv_budget;
+  /// How long `recv()` may keep returning ready events without suspending before it yields to
+  /// its executor once, so that a subscriber slower than its writers does not starve other work
+  /// on that executor (a cooperative budget, like tokio's; checked every 16 ready events).
+  static constexpr std::chrono::microseconds recv_budget = detail::recv_time_budget;
 
   /// An empty subscription: every receive yields `errc::closed`.
   Subscription() noexcept = default;
@@ -88,8 +90,9 @@ class Subscription {
   /// Yields the event, or `errc::lagged` (with `missed`) when more than the channel capacity
   /// arrived unread (the next receive goes on from the oldest event still held), or
   /// `errc::closed` after `unsubscribe()` or once the Database is gone and everything was read.
-  /// An event that is already there is returned without suspending, up to `recv_budget` in a
-  /// row; otherwise the coroutine resumes on its own executor when one is published.
+  /// An event that is already there is returned without suspending (after `recv_budget` of
+  /// that, it yields once); otherwise the coroutine resumes on its own executor when one is
+  /// published.
   ///
   /// Cancellation: per-operation (`co_await (sub.recv() || timer.async_wait(use_awaitable))`)
   /// with any cancellation type; a cancelled receive loses no event and throws
@@ -97,7 +100,12 @@ class Subscription {
   /// cancellation needs the coroutine to run on a strand or a single-threaded context.
   /// A second receive while one is in flight throws `system_error(already_started)`.
   [[nodiscard]] boost::asio::awaitable<RecvResult> recv() {
-    if (state_ && !state_->busy() && state_->spend_budget()) {
+    if (state_ && !state_->busy()) {
+      if (!state_->spend_budget()) {
+        // Budget spent: yield once. defer queues the continuation behind what is already
+        // waiting on this executor without taking the scheduler's lock from its own thread.
+        co_await boost::asio::defer(co_await boost::asio::this_coro::executor, boost::asio::use_awaitable);
+      }
       // A ready event is taken at once unless this receive may be cancelled while its result is
       // in flight: in an awaitable thread that may be cancelled and has not suspended yet (the
       // one `recv() || timer` spawns), co_spawn posts the result and the operator drops it if

@@ -91,9 +91,9 @@ using aurora::detail::event_ptr;
 using event_hub = aurora::detail::hub;
 
 // One publish as the Database does it once the event is stamped.
-void publish(event_hub& hub, const event_ptr& ev) {
+void publish(event_hub& hub, event_ptr ev) {
   aurora::detail::wake_batch batch;
-  const std::span<const event_ptr> one(&ev, 1);
+  const std::span<event_ptr> one(&ev, 1);
   hub.prepare(one, batch);
   hub.publish(one, batch);
   batch.wake();

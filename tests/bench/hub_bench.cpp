@@ -224,9 +224,9 @@ class EventFactory {
 // One publish as the Database does it once the event is stamped: store, then (after the
 // commit lock, which a single publisher does not need) wake the parked readers and release
 // the displaced event.
-void publish(event_hub& hub, const event_ptr& ev) {
+void publish(event_hub& hub, event_ptr ev) {
   aurora::detail::wake_batch batch;
-  const std::span<const event_ptr> one(&ev, 1);
+  const std::span<event_ptr> one(&ev, 1);
   hub.prepare(one, batch);
   hub.publish(one, batch);
   batch.wake();

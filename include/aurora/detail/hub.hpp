@@ -36,30 +36,48 @@ class wake_batch {
   wake_batch& operator=(const wake_batch&) = delete;
   ~wake_batch() { wake(); }
 
-  // Wakes the parked readers, then releases what was displaced. Idempotent.
+  // Wakes the parked readers, then releases what was displaced. Idempotent. (A single write's
+  // batch leaves displaced_[0] to its collection channel and displaced_[1] to the global one.)
   void wake() noexcept {
-    notify(global_);
-    global_ = nullptr;
-    notify(channel_.get());
-    channel_.reset();
-    for (const auto& ring : more_channels_) notify(ring.get());
-    more_channels_.clear();
-    for (event_ptr& ev : displaced_) ev.reset();
-    displaced_count_ = 0;
-    more_displaced_.clear();
-    retired_.clear();
-    groups_.clear();
+    if (global_ != nullptr) {
+      notify(*global_);
+      global_ = nullptr;
+    }
+    if (channel_) {
+      notify(*channel_);
+      channel_.reset();
+    }
+    displaced_[0].reset();
+    displaced_[1].reset();
+    if (more_) {
+      for (const auto& ring : more_->channels) notify(*ring);
+      more_.reset();
+    }
   }
 
  private:
   friend class hub;
 
-  static void notify(event_ring* ring) noexcept {
-    if (ring == nullptr) return;
+  // What a single write does not need: a transaction's channels and displaced events, and the
+  // channels released by this commit.
+  struct extra {
+    std::vector<std::shared_ptr<event_ring>> channels;
+    std::vector<event_ptr> displaced;
+    std::vector<std::shared_ptr<event_ring>> retired;
+    // A multi-event commit's events, grouped by collection channel (made by hub::prepare).
+    std::vector<std::pair<std::shared_ptr<event_ring>, std::vector<event_ptr>>> groups;
+  };
+
+  static void notify(event_ring& ring) noexcept {
     try {
-      ring->notify_waiters();
+      ring.notify_waiters();
     } catch (...) {  // a waiter-list lock failed: its readers are woken by the next publish
     }
+  }
+
+  extra& more() {
+    if (!more_) more_ = std::make_unique<extra>();
+    return *more_;
   }
 
   // Channels are held by a reference: once the commit lock is released, a subscribe may release
@@ -71,32 +89,28 @@ class wake_batch {
       channel_ = ring;
       return;
     }
-    if (std::find(more_channels_.begin(), more_channels_.end(), ring) == more_channels_.end()) {
-      more_channels_.push_back(ring);
-    }
+    auto& channels = more().channels;
+    if (std::find(channels.begin(), channels.end(), ring) == channels.end()) channels.push_back(ring);
   }
 
   void add_displaced(event_ptr ev) noexcept {
     if (!ev) return;
-    if (displaced_count_ < displaced_.size()) {
-      displaced_[displaced_count_++] = std::move(ev);
-      return;
+    for (event_ptr& slot : displaced_) {
+      if (!slot) {
+        slot = std::move(ev);
+        return;
+      }
     }
     try {
-      more_displaced_.push_back(std::move(ev));
+      more().displaced.push_back(std::move(ev));
     } catch (...) {  // released here, under the lock, rather than lost
     }
   }
 
   event_ring* global_ = nullptr;
-  std::shared_ptr<event_ring> channel_;                     // one write touches one collection channel at most
-  std::vector<std::shared_ptr<event_ring>> more_channels_;  // a transaction's other channels
-  std::array<event_ptr, 2> displaced_{};
-  std::size_t displaced_count_ = 0;
-  std::vector<event_ptr> more_displaced_;
-  std::vector<std::shared_ptr<event_ring>> retired_;  // channels with no subscriber left
-  // A multi-event commit's events, grouped by collection channel (made by hub::prepare).
-  std::vector<std::pair<std::shared_ptr<event_ring>, std::vector<event_ptr>>> groups_;
+  std::shared_ptr<event_ring> channel_;  // one write touches one collection channel at most
+  event_ptr displaced_[2];
+  std::unique_ptr<extra> more_;
 };
 
 // The channels of one database. The global channel always exists: it receives every event and
@@ -163,7 +177,9 @@ class hub {
       return;
     }
     const std::lock_guard lock(channels_mutex_);
-    if (idle_->exchange(false, std::memory_order_acq_rel)) release_idle_locked(fresh);
+    if (idle_->load(std::memory_order_relaxed) && idle_->exchange(false, std::memory_order_acq_rel)) {
+      release_idle_locked(fresh);
+    }
     auto it = channels_.find(collection);
     if (it == channels_.end()) {
       it = channels_.emplace(std::string(collection), std::move(fresh.front())).first;
@@ -198,39 +214,44 @@ class hub {
     for (const event_ptr& ev : events) {
       auto it = channels_.find(ev->collection);
       if (it == channels_.end()) continue;
-      auto group = std::find_if(batch.groups_.begin(), batch.groups_.end(),
-                                [&](const auto& g) { return g.first == it->second; });
-      if (group == batch.groups_.end()) {
-        batch.groups_.emplace_back(it->second, std::vector<event_ptr>{});
-        group = batch.groups_.end() - 1;
+      auto& groups = batch.more().groups;
+      auto group = std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return g.first == it->second; });
+      if (group == groups.end()) {
+        groups.emplace_back(it->second, std::vector<event_ptr>{});
+        group = groups.end() - 1;
       }
       group->second.push_back(ev);
     }
-    for (auto& [ring, group] : batch.groups_) ring->reserve(group.size());
-    batch.more_channels_.reserve(batch.groups_.size());
+    if (!batch.more_) return;
+    for (auto& [ring, group] : batch.more_->groups) ring->reserve(group.size());
+    batch.more_->channels.reserve(batch.more_->groups.size());
   }
 
   // Publishes `events` (stamped with the next sequences, in order) to their collections'
-  // channels and the global one; the events of one call become readable together on each
-  // channel. The wake-ups and the releases are left in `batch`, for after the commit lock.
-  // Call prepare() first, with the same batch.
-  void publish(std::span<const event_ptr> events, wake_batch& batch) noexcept {
-    if (idle_->exchange(false, std::memory_order_acq_rel)) release_idle(batch);
+  // channels and the global one, which takes them over (they are left empty); the events of
+  // one call become readable together on each channel. The wake-ups and the releases are left
+  // in `batch`, for after the commit lock. Call prepare() first, with the same batch.
+  void publish(std::span<event_ptr> events, wake_batch& batch) noexcept {
+    if (idle_->load(std::memory_order_relaxed) && idle_->exchange(false, std::memory_order_acq_rel)) {
+      release_idle(batch);
+    }
     auto keep = [&batch](event_ptr displaced) { batch.add_displaced(std::move(displaced)); };
     if (events.size() == 1) {
-      const event_ptr& ev = events.front();
+      event_ptr& ev = events.front();
       if (!channels_.empty()) {
         auto it = channels_.find(ev->collection);
         if (it != channels_.end()) {
-          keep(publish_to(*it->second, ev));
+          batch.displaced_[0] = publish_to(*it->second, ev);
           add_channel(batch, it->second);
         }
       }
-      keep(publish_to(*global_, ev));
+      batch.displaced_[1] = global_->publish(std::move(ev));  // reserved by prepare(): cannot throw
     } else {
-      for (auto& [ring, group] : batch.groups_) {
-        publish_all_to(*ring, group, keep);
-        add_channel(batch, ring);
+      if (batch.more_) {
+        for (auto& [ring, group] : batch.more_->groups) {
+          publish_all_to(*ring, group, keep);
+          add_channel(batch, ring);
+        }
       }
       publish_all_to(*global_, events, keep);
     }
@@ -280,7 +301,11 @@ class hub {
   // Moves the channels that have no subscriber left into `batch`, which frees them after the lock.
   void release_idle(wake_batch& batch) noexcept {
     const std::lock_guard lock(channels_mutex_);
-    release_idle_locked(batch.retired_);
+    try {
+      release_idle_locked(batch.more().retired);
+    } catch (...) {  // no memory for the list: released at the next commit instead
+      idle_->store(true, std::memory_order_relaxed);
+    }
   }
 
   void release_idle_locked(std::vector<std::shared_ptr<event_ring>>& retired) noexcept {

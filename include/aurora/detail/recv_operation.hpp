@@ -17,6 +17,7 @@
 #include <boost/asio/system_executor.hpp>
 #include <boost/system/error_code.hpp>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <memory>
@@ -99,6 +100,28 @@ class recv_service final : public boost::asio::execution_context::service {
 
   void remove(parked_owner* raw) noexcept {
     const std::lock_guard lock(mutex_);
+    remove_locked(raw);
+  }
+
+  // Takes `raw` off the list and, unless the context is shutting down, holds the shutdown back
+  // until end_post(). False: the context is going away; destroy the receive instead of posting.
+  [[nodiscard]] bool begin_post(parked_owner* raw) noexcept {
+    const std::lock_guard lock(mutex_);
+    remove_locked(raw);
+    if (shut_down_.load(std::memory_order_relaxed)) return false;
+    posting_.fetch_add(1, std::memory_order_seq_cst);
+    return true;
+  }
+
+  void end_post() noexcept {
+    if (posting_.fetch_sub(1, std::memory_order_seq_cst) == 1 && shut_down_.load(std::memory_order_seq_cst)) {
+      const std::lock_guard lock(mutex_);  // shutdown() waits under it
+      posted_.notify_all();
+    }
+  }
+
+ private:
+  void remove_locked(parked_owner* raw) noexcept {
     const std::size_t i = raw->parked_index_;
     if (i >= owners_.size() || owners_[i].raw != raw) return;  // taken by shutdown()
     if (i + 1 != owners_.size()) {
@@ -108,22 +131,6 @@ class recv_service final : public boost::asio::execution_context::service {
     owners_.pop_back();
   }
 
-  // Takes `raw` off the list and, unless the context is shutting down, holds the shutdown back
-  // until end_post(). False: the context is going away; destroy the receive instead of posting.
-  [[nodiscard]] bool begin_post(parked_owner* raw) noexcept {
-    remove(raw);
-    const std::lock_guard lock(mutex_);
-    if (shut_down_) return false;
-    ++posting_;
-    return true;
-  }
-
-  void end_post() noexcept {
-    const std::lock_guard lock(mutex_);
-    if (--posting_ == 0 && shut_down_) posted_.notify_all();
-  }
-
- private:
   struct entry {
     parked_owner* raw;
     std::weak_ptr<parked_owner> owner;
@@ -132,8 +139,8 @@ class recv_service final : public boost::asio::execution_context::service {
   void shutdown() override {
     {
       std::unique_lock lock(mutex_);
-      shut_down_ = true;
-      posted_.wait(lock, [this] { return posting_ == 0; });
+      shut_down_.store(true, std::memory_order_seq_cst);
+      posted_.wait(lock, [this] { return posting_.load(std::memory_order_seq_cst) == 0; });
     }
     for (;;) {
       std::vector<entry> owners;
@@ -151,8 +158,8 @@ class recv_service final : public boost::asio::execution_context::service {
   std::mutex mutex_;
   std::condition_variable posted_;
   std::vector<entry> owners_;
-  std::size_t posting_ = 0;
-  bool shut_down_ = false;
+  std::atomic<std::size_t> posting_{0};  // posts in progress (begin_post .. end_post)
+  std::atomic<bool> shut_down_{false};
 };
 
 // The recv_service of `ex`'s execution context, or nullptr for an executor that does not tell

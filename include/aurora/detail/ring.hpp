@@ -39,7 +39,15 @@ class ring_waiter {
 class slot_lock {
  public:
   void lock() noexcept {
-    while (flag_.exchange(true, std::memory_order_acquire)) {
+    if (!flag_.exchange(true, std::memory_order_acquire)) [[likely]]
+      return;
+    lock_contended();
+  }
+  void unlock() noexcept { flag_.store(false, std::memory_order_release); }
+
+ private:
+  [[gnu::noinline]] void lock_contended() noexcept {
+    do {
       for (unsigned spins = 0; flag_.load(std::memory_order_relaxed);) {
         if (spins < 64) {
           ++spins;
@@ -47,11 +55,9 @@ class slot_lock {
           std::this_thread::yield();
         }
       }
-    }
+    } while (flag_.exchange(true, std::memory_order_acquire));
   }
-  void unlock() noexcept { flag_.store(false, std::memory_order_release); }
 
- private:
   std::atomic<bool> flag_{false};
 };
 
@@ -100,6 +106,7 @@ class broadcast_ring {
     if (capacity == 0) throw std::invalid_argument("broadcast_ring: capacity must be at least 1");
     if (capacity > max_capacity()) throw std::invalid_argument("broadcast_ring: capacity too large");
     segments_ = std::make_unique<std::atomic<slot*>[]>(segment_count());
+    tail_index_ = index(start);
   }
 
   broadcast_ring(const broadcast_ring&) = delete;
@@ -117,10 +124,14 @@ class broadcast_ring {
   // Makes sure the next `n` publishes allocate nothing. Throws std::bad_alloc, changing nothing
   // a reader can see.
   void reserve(std::uint64_t n) {
-    const std::uint64_t pos = tail_.load(std::memory_order_relaxed);
+    if (allocated_ == segment_count() || n == 0) return;  // steady state: every segment is there
     const std::uint64_t count = std::min<std::uint64_t>(n, capacity_);
-    for (std::uint64_t i = 0; i < count; i += segment_slots) (void)segment_for(index(pos + i));
-    if (count > 0) (void)segment_for(index(pos + count - 1));
+    std::size_t i = tail_index_;
+    for (std::uint64_t k = 0; k < count; k += segment_slots) {
+      (void)segment_for(i);
+      i = (i + segment_slots) % capacity_;
+    }
+    (void)segment_for(advance(tail_index_, count - 1));
   }
 
   // Stores `value` as the next item and returns the item it displaced (empty-constructed before
@@ -129,7 +140,8 @@ class broadcast_ring {
   // changed).
   T publish(T value) {
     const std::uint64_t pos = tail_.load(std::memory_order_relaxed);
-    slot& s = segment_for(index(pos))[index(pos) % segment_slots];
+    slot& s = segment_for(tail_index_)[tail_index_ % segment_slots];
+    tail_index_ = tail_index_ + 1 == capacity_ ? 0 : tail_index_ + 1;
     // Relaxed: the stamp's store below releases it, so a reader that sees the stamp sees this.
     tail_.store(pos + 1, std::memory_order_relaxed);
     s.lock.lock();
@@ -152,12 +164,15 @@ class broadcast_ring {
     const std::uint64_t pos = tail_.load(std::memory_order_relaxed);
     const std::uint64_t n = values.size();
     if (n == 0) return;
-    (void)segment_for(index(pos + n - 1));  // the first to be written: nothing changes if it throws
+    const std::size_t base = tail_index_;
+    (void)segment_for(advance(base, n - 1));  // the first to be written: nothing changes if it throws
+    tail_index_ = advance(base, n);
     tail_.store(pos + n, std::memory_order_relaxed);
     const std::uint64_t first = n > capacity_ ? n - capacity_ : 0;
     for (std::uint64_t i = n; i-- > first;) {
       const std::uint64_t p = pos + i;
-      slot& s = segment_for(index(p))[index(p) % segment_slots];
+      const std::size_t at = advance(base, i);
+      slot& s = segment_for(at)[at % segment_slots];
       T value = values[static_cast<std::size_t>(i)];
       s.lock.lock();
       std::swap(s.value, value);
@@ -285,6 +300,11 @@ class broadcast_ring {
     return std::min(segment_slots, capacity_ - seg * segment_slots);
   }
 
+  // The slot index `k` places after slot index `i`.
+  [[nodiscard]] std::size_t advance(std::size_t i, std::uint64_t k) const noexcept {
+    return static_cast<std::size_t>((i + k % capacity_) % capacity_);
+  }
+
   // The slot of `pos`, or nullptr when its segment was never written.
   [[nodiscard]] const slot* find(std::uint64_t pos) const noexcept {
     const std::size_t i = index(pos);
@@ -301,10 +321,15 @@ class broadcast_ring {
   slot* segment_for(std::size_t i) {
     std::atomic<slot*>& entry = segments_[i / segment_slots];
     slot* seg = entry.load(std::memory_order_relaxed);
-    if (seg == nullptr) {
-      seg = new slot[segment_size(i / segment_slots)];
-      entry.store(seg, std::memory_order_release);
-    }
+    if (seg == nullptr) [[unlikely]]
+      seg = allocate(entry, i / segment_slots);
+    return seg;
+  }
+
+  slot* allocate(std::atomic<slot*>& entry, std::size_t seg_index) {
+    slot* seg = new slot[segment_size(seg_index)];
+    entry.store(seg, std::memory_order_release);
+    ++allocated_;
     return seg;
   }
 
@@ -313,6 +338,8 @@ class broadcast_ring {
   std::unique_ptr<std::atomic<slot*>[]> segments_;
   // Written by the writer.
   alignas(64) std::atomic<std::uint64_t> tail_;
+  std::size_t tail_index_ = 0;  // tail_ % capacity_, kept by the writer (no division per publish)
+  std::size_t allocated_ = 0;   // segments allocated (writer side)
   // Written rarely (close, subscribe); read by readers that find nothing new.
   alignas(64) std::atomic<bool> closed_{false};
   std::atomic<std::size_t> subscribers_{0};

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -27,10 +28,13 @@ namespace aurora::detail {
 using event_ptr = std::shared_ptr<const ChangeEvent>;
 using event_ring = broadcast_ring<event_ptr>;
 
-// How many ready receives `co_await recv()` takes in a row without suspending before it yields
-// to the executor once (tokio's cooperative budget), so a subscriber slower than its writers
-// cannot starve the other work of its executor.
-inline constexpr unsigned recv_budget = 128;
+// How long `co_await recv()` may keep returning ready events without suspending before it yields
+// to its executor once (a cooperative budget, like tokio's), so that a subscriber slower than
+// its writers cannot starve the other work of its executor. The clock is read once every
+// `recv_budget_check` ready receives, so the budget costs nothing measurable when events are
+// cheap and yields about every millisecond when they are not.
+inline constexpr std::chrono::microseconds recv_time_budget{1000};
+inline constexpr unsigned recv_budget_check = 16;
 
 // The part of the retained history a resumed collection subscription reads before its live
 // channel: positions [cursor, end) of the global ring, events of `collection` only.
@@ -91,15 +95,15 @@ class subscriber final : public ring_waiter,
   // True while a receive is in flight.
   [[nodiscard]] bool busy() const noexcept { return busy_.load(std::memory_order_acquire); }
 
-  // Spends one unit of the fast path's budget; false (and the budget refilled) when it is used
-  // up and the receive should yield once.
+  // Spends one ready receive of the fast path's budget; false (and the budget refilled) when the
+  // receiving side has run for recv_time_budget without suspending and should yield once.
   [[nodiscard]] bool spend_budget() noexcept {
-    if (budget_ == 0) {
-      budget_ = recv_budget;
-      return false;
-    }
-    --budget_;
-    return true;
+    if (--budget_check_ != 0) return true;
+    budget_check_ = recv_budget_check;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - running_since_ < recv_time_budget) return true;
+    running_since_ = now;
+    return false;
   }
 
   // The next matching event, or lagged / closed / empty. Never waits.
@@ -147,12 +151,10 @@ class subscriber final : public ring_waiter,
       recv_operation::post_deliver(op, nullptr, boost::asio::error::already_started, RecvResult());
       return;
     }
-    std::uint64_t number = 0;
-    {
-      const std::lock_guard lock(mutex_);
-      number = ++receive_number_;
-      cancel_requested_ = false;
-    }
+    // Only the receiving side writes receive_number_; a cancellation of an earlier receive marks
+    // that earlier number, which no longer matches.
+    const std::uint64_t number = receive_number_.load(std::memory_order_relaxed) + 1;
+    receive_number_.store(number, std::memory_order_release);
     auto slot = op->cancellation_slot();
     if (slot.is_connected()) slot.template emplace<cancel_handler>(weak_from_this(), number);
     advance(std::move(op), /*on_executor=*/false);
@@ -230,7 +232,7 @@ class subscriber final : public ring_waiter,
         // could reach a parallel group (`recv() || timer`) after its other operation completed,
         // which would drop it and the event (or lag report) in it.
         if (has_news()) {
-          budget_ = recv_budget;
+          refill_budget();
           recv_operation::post_resume(op, shared_from_this());
           return;
         }
@@ -241,11 +243,11 @@ class subscriber final : public ring_waiter,
           return;
         }
       }
-      budget_ = recv_budget;
+      refill_budget();
       const std::uint64_t cursor = cursor_;  // a woken receive may own cursor_ once parked
       {
         const std::lock_guard lock(mutex_);
-        if (cancel_requested_) continue;
+        if (cancelled()) continue;
         if (recv_service* svc = op->service()) svc->add(this, weak_from_this());
         parked_ = std::move(op);
       }
@@ -263,12 +265,17 @@ class subscriber final : public ring_waiter,
     }
   }
 
+  // The receiving side suspends now: its budget starts over.
+  void refill_budget() noexcept {
+    budget_check_ = recv_budget_check;
+    running_since_ = std::chrono::steady_clock::now();
+  }
+
   // True when try_recv() would not report empty.
   [[nodiscard]] bool has_news() const noexcept { return backlog_ || !is_open() || ring_->ready(cursor_); }
 
-  [[nodiscard]] bool cancelled() {
-    const std::lock_guard lock(mutex_);
-    return cancel_requested_;
+  [[nodiscard]] bool cancelled() const noexcept {
+    return cancelled_number_.load(std::memory_order_acquire) == receive_number_.load(std::memory_order_relaxed);
   }
 
   // Completes `op`: directly when on its executor, else posted there.
@@ -285,8 +292,8 @@ class subscriber final : public ring_waiter,
     taken t;
     {
       const std::lock_guard lock(mutex_);
-      if (number != receive_number_ || !busy()) return;
-      cancel_requested_ = true;
+      if (number != receive_number_.load(std::memory_order_acquire) || !busy()) return;
+      cancelled_number_.store(number, std::memory_order_release);
       t = take_parked_locked();
     }
     hand_back(std::move(t), boost::asio::error::operation_aborted, RecvResult());
@@ -334,7 +341,8 @@ class subscriber final : public ring_waiter,
   std::uint64_t cursor_ = 0;
   std::optional<backlog> backlog_;
   std::optional<compiled_filter> filter_;
-  unsigned budget_ = recv_budget;
+  unsigned budget_check_ = recv_budget_check;
+  std::chrono::steady_clock::time_point running_since_ = std::chrono::steady_clock::now();
   std::shared_ptr<std::atomic<bool>> on_idle_;
 
   std::atomic<bool> unsubscribed_{false};
@@ -342,8 +350,10 @@ class subscriber final : public ring_waiter,
 
   std::mutex mutex_;           // guards what follows
   recv_operation_ptr parked_;  // the receive waiting for a publish, if any
-  std::uint64_t receive_number_ = 0;
-  bool cancel_requested_ = false;  // for receive receive_number_
+  // The receive in flight (written by the receiving side only) and the last one cancelled
+  // (written under mutex_ by cancel()); the receive in flight is cancelled when they are equal.
+  std::atomic<std::uint64_t> receive_number_{0};
+  std::atomic<std::uint64_t> cancelled_number_{0};
 };
 
 }  // namespace aurora::detail
