@@ -203,7 +203,7 @@ class query_parser {
           if (!value.is_boolean()) fail("needs true or false");
           out.push_back(draft{op, value.get<bool>(), 0, 0, {}});
           break;
-        case query_op::not_: {
+        case query_op::negate: {
           if (!query_program::has_operator_key(value)) {
             fail(R"(needs an object of operators, such as {"$gt": 1})");
           }
@@ -219,7 +219,7 @@ class query_parser {
 
   [[nodiscard]] query_op predicate_op(std::string_view key) const {
     for (const query_op op : {query_op::eq, query_op::ne, query_op::gt, query_op::gte, query_op::lt, query_op::lte,
-                              query_op::in, query_op::nin, query_op::exists, query_op::not_}) {
+                              query_op::in, query_op::nin, query_op::exists, query_op::negate}) {
       if (key == query_op_name(op)) return op;
     }
     if (key == "$and" || key == "$or" || key == "$nor") {

@@ -19,7 +19,7 @@ namespace aurora::detail {
 
 // all/any/none combine whole queries ($and, $or, $nor); `field` looks one path up and holds the
 // predicates that test what it found; the rest are those predicates ($not negates its own).
-enum class query_op : std::uint8_t { all, any, none, field, eq, ne, gt, gte, lt, lte, in, nin, exists, not_ };
+enum class query_op : std::uint8_t { all, any, none, field, eq, ne, gt, gte, lt, lte, in, nin, exists, negate };
 
 // The JSON name of an operator ("$eq"), or "" for `field`.
 constexpr std::string_view query_op_name(query_op op) noexcept {
@@ -37,7 +37,7 @@ constexpr std::string_view query_op_name(query_op op) noexcept {
     case query_op::in: return "$in";
     case query_op::nin: return "$nin";
     case query_op::exists: return "$exists";
-    case query_op::not_: return "$not";
+    case query_op::negate: return "$not";
   }
   return "";
 }
@@ -191,7 +191,7 @@ class query_program {
       case query_op::in: return v != nullptr && contains(n, *v);
       case query_op::nin: return v == nullptr || !contains(n, *v);
       case query_op::exists: return (v != nullptr) == n.flag;
-      case query_op::not_: return !test_all(i, v);
+      case query_op::negate: return !test_all(i, v);
       default: return false;
     }
   }
@@ -255,7 +255,7 @@ class query_program {
       nlohmann::json& slot = out[std::string(query_op_name(p.op))];
       if (p.op == query_op::exists) {
         slot = p.flag;
-      } else if (p.op == query_op::not_) {
+      } else if (p.op == query_op::negate) {
         slot = write_predicates(c);
       } else if (p.op == query_op::in || p.op == query_op::nin) {
         slot = nlohmann::json::array();

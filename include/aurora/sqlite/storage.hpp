@@ -86,10 +86,9 @@ class Storage {
   /// held the file for `lock_timeout`), "not an Aurora database" (not an SQLite file at all, or
   /// an SQLite database of another application), "the database file is corrupt", a newer format
   /// version, or the file cannot be opened or created.
-  explicit Storage(const std::string& path, Durability durability = Durability::full,
-                   std::uint64_t history = default_history,
+  explicit Storage(std::string path, Durability durability = Durability::full, std::uint64_t history = default_history,
                    std::chrono::milliseconds lock_timeout = default_lock_timeout)
-      : path_(path), durability_(durability), history_(history) {
+      : path_(std::move(path)), durability_(durability), history_(history) {
     try {
       open_file(lock_timeout);
     } catch (const detail::sqlite_error& e) {
@@ -440,7 +439,7 @@ class Storage {
   }
 
   // Checks the events and makes their JSON texts, before any change.
-  std::vector<encoded_event> encode(std::span<const std::shared_ptr<const ChangeEvent>> events) const {
+  [[nodiscard]] std::vector<encoded_event> encode(std::span<const std::shared_ptr<const ChangeEvent>> events) const {
     std::vector<encoded_event> out;
     out.reserve(events.size());
     std::uint64_t expect = last_sequence() + 1;
@@ -506,7 +505,7 @@ class Storage {
     r.done();
   }
 
-  std::shared_ptr<ChangeEvent> decode(const detail::statement::run& r) const {
+  [[nodiscard]] std::shared_ptr<ChangeEvent> decode(const detail::statement::run& r) const {
     auto ev = std::make_shared<ChangeEvent>();
     const std::int64_t sequence = r.int64(0);
     const std::string what = "read_log: event " + std::to_string(sequence);
@@ -559,7 +558,7 @@ class Storage {
     }
   }
 
-  Pragmas read_pragmas() const {
+  [[nodiscard]] Pragmas read_pragmas() const {
     Pragmas p;
     p.journal_mode = query_text("PRAGMA journal_mode", "read journal_mode");
     p.locking_mode = query_text("PRAGMA locking_mode", "read locking_mode");
@@ -567,7 +566,7 @@ class Storage {
     return p;
   }
 
-  std::vector<std::string> table_names() const {
+  [[nodiscard]] std::vector<std::string> table_names() const {
     detail::statement q(db_, "SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name", "read the schema");
     detail::statement::run r(q);
     std::vector<std::string> names;
@@ -588,7 +587,8 @@ class Storage {
   }
 
   // The open error for the user: which kind of failure it is, then SQLite's message.
-  detail::sqlite_error classify_open_error(const detail::sqlite_error& e, std::chrono::milliseconds timeout) const {
+  [[nodiscard]] detail::sqlite_error classify_open_error(const detail::sqlite_error& e,
+                                                         std::chrono::milliseconds timeout) const {
     const std::string where = "open '" + path_ + "': ";
     const std::string context = detail::error_context(e);
     switch (e.primary_code()) {

@@ -71,12 +71,8 @@ class connection {
  public:
   using executor_type = boost::asio::any_io_executor;
 
-  connection(executor_type ex, Endpoint endpoint, connection_options options = {})
-      : endpoint_(std::move(endpoint)),
-        options_(options),
-        socket_(ex),
-        timer_(std::move(ex)),
-        reader_(options_.max_reply_bytes) {}
+  connection(const executor_type& ex, Endpoint endpoint, connection_options options = {})
+      : endpoint_(std::move(endpoint)), options_(options), socket_(ex), timer_(ex), reader_(options_.max_reply_bytes) {}
 
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;
@@ -180,12 +176,17 @@ class connection {
   void close() noexcept {
     boost::system::error_code ignored;
     socket_.close(ignored);
-    timer_.cancel();
+    try {
+      timer_.cancel();
+    } catch (...) {  // cancelling a timer throws only if its reactor's lock fails
+    }
     pending_ = 0;
   }
 
  private:
-  std::string context(const std::string& what) const { return "aurora::redis " + endpoint_.to_string() + ": " + what; }
+  [[nodiscard]] std::string context(const std::string& what) const {
+    return "aurora::redis " + endpoint_.to_string() + ": " + what;
+  }
 
   static std::string encode(std::span<const command> commands) {
     std::string bytes;
@@ -252,7 +253,7 @@ class connection {
   boost::asio::steady_timer timer_;  // connect_timeout
   reply_reader reader_;
   std::size_t pending_ = 0;
-  std::array<char, 16 * 1024> buffer_{};
+  std::array<char, std::size_t{16} * 1024> buffer_{};
 };
 
 }  // namespace aurora::redis::detail

@@ -105,14 +105,15 @@ inline std::optional<std::chrono::system_clock::time_point> parse_timestamp(std:
     const int oh = read_digits(text, at + 1, 2);
     const int om = read_digits(text, at + 4, 2);
     if (oh < 0 || om < 0 || oh > 23 || om > 59 || text[at + 3] != ':') return std::nullopt;
-    offset_minutes = (text[at] == '+' ? 1 : -1) * (oh * 60 + om);
+    offset_minutes = (text[at] == '+' ? 1 : -1) * (std::int64_t{oh} * 60 + om);
     at += 6;
   } else {
     return std::nullopt;
   }
   if (at != text.size()) return std::nullopt;
   const std::int64_t days = std::chrono::sys_days(ymd).time_since_epoch().count();
-  const std::int64_t seconds = days * 86'400 + hour * 3'600 + minute * 60 + second - offset_minutes * 60;
+  const std::int64_t seconds =
+      days * 86'400 + std::int64_t{hour} * 3'600 + std::int64_t{minute} * 60 + second - offset_minutes * 60;
   return from_micros(seconds * 1'000'000 + micros);
 }
 
