@@ -2,6 +2,7 @@
 #pragma once
 
 #include <aurora/change_event.hpp>
+#include <aurora/detail/asio_compat.hpp>
 #include <aurora/errc.hpp>
 #include <aurora/filter.hpp>
 #include <aurora/recv_result.hpp>
@@ -26,7 +27,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/error_code.hpp>
 #include <boost/system/system_error.hpp>
-#include <boost/version.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -44,17 +44,11 @@
 
 namespace aurora::redis::detail {
 
-// True when the awaitable thread running the caller has suspended since it started. Boost 1.81's
-// co_spawn posts the result of a thread that never suspended and dispatches the others; the
-// `recv() || timer` operator drops a posted result when the timer wins meanwhile, so a receive may
-// take an event only where its result is dispatched. The one use of Asio's internal flag is here;
-// for other Boost versions the answer is "no", which costs one post and is always safe.
+// True when the awaitable thread running the caller has suspended since it started: only then
+// may a receive take an event at once (see aurora/detail/asio_compat.hpp, the one place that
+// uses Asio's internal flag).
 inline boost::asio::awaitable<bool> thread_has_suspended() {
-#if BOOST_VERSION == 108100
-  co_return static_cast<bool>(co_await boost::asio::detail::awaitable_thread_has_context_switched{});
-#else
-  co_return false;
-#endif
+  co_return static_cast<bool>(co_await aurora::detail::has_suspended());
 }
 
 class remote_subscriber : public std::enable_shared_from_this<remote_subscriber> {
