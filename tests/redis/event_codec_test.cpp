@@ -163,6 +163,27 @@ TEST_CASE("codec: unknown fields are ignored, field order does not matter", "[re
   CHECK(back.event.old_document == event(OperationType::Update).old_document);
 }
 
+TEST_CASE("codec: commit is written when set, read back, and taken as the sequence when absent", "[redis][codec]") {
+  ChangeEvent ev = event(OperationType::Insert);  // sequence 42
+  CHECK_FALSE(field(encode_entry(ev, 0), "commit").has_value());
+  CHECK(decode_entry(encode_entry(ev, 0)).event.commit == 42);  // absent: a single write
+
+  ev.commit = 44;  // the first event of a transaction of three
+  StreamEntry entry = encode_entry(ev, 0);
+  CHECK(entry.fields.back() == std::pair<std::string, std::string>("commit", "44"));
+  CHECK(decode_entry(entry).event.commit == 44);
+
+  set_field(entry, "commit", "41");
+  CHECK_THAT(decode_error(entry), Catch::Contains("field \"commit\" is 41, below the sequence 42"));
+  set_field(entry, "commit", "x");
+  CHECK_THAT(decode_error(entry), Catch::Contains("field \"commit\" is \"x\", not a decimal number"));
+
+  ev.commit = 41;
+  CHECK_THROWS_MATCHES(encode_entry(ev, 0), aurora::error, Catch::Predicate<aurora::error>([](const aurora::error& e) {
+                         return e.code() == errc::invalid_argument;
+                       }));
+}
+
 TEST_CASE("codec: documents up to max_document_depth decode, deeper ones do not", "[redis][codec]") {
   StreamEntry entry = encode_entry(event(OperationType::Insert), 0);
   set_field(entry, "doc", nested(static_cast<int>(aurora::max_document_depth)));

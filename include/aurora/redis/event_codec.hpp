@@ -79,18 +79,26 @@ inline std::string dump_document(const Document& doc, std::string_view what, std
 /// - `old`: the document before it as JSON text (not for Insert);
 /// - `prev`: `prev` in decimal, the sequence of the previous entry of the stream this entry goes
 ///   to (0 for its first), so a reader can tell when entries went missing on a stream whose IDs
-///   have gaps by design (a collection's).
+///   have gaps by design (a collection's);
+/// - `commit`: `ev.commit` in decimal, the sequence of the last event of the event's commit, so
+///   a reader can tell where a transaction ends (left out when `ev.commit` is 0, as in an event
+///   not made by a Database).
 ///
 /// Throws `aurora::error` with `errc::invalid_argument` when `ev.sequence` is 0 or `prev >=
-/// ev.sequence`, or `ev.collection` or `ev.document_id` is empty; with `errc::invalid_document`
-/// when the documents do not fit the operation (Insert: `document` only; Update: both; Delete:
-/// `old_document` only) or hold a string that is not UTF-8. Thread-safe (a pure function).
+/// ev.sequence`, or `ev.commit` is neither 0 nor at least `ev.sequence`, or `ev.collection` or
+/// `ev.document_id` is empty; with `errc::invalid_document` when the documents do not fit the
+/// operation (Insert: `document` only; Update: both; Delete: `old_document` only) or hold a
+/// string that is not UTF-8. Thread-safe (a pure function).
 inline StreamEntry encode_entry(const ChangeEvent& ev, std::uint64_t prev) {
   const std::string where = "aurora::redis: event " + std::to_string(ev.sequence) + ": ";
   if (ev.sequence == 0) throw aurora::error(errc::invalid_argument, where + "sequence 0 has no stream ID");
   if (prev >= ev.sequence) {
     throw aurora::error(errc::invalid_argument,
                         where + "prev (" + std::to_string(prev) + ") must be below the sequence");
+  }
+  if (ev.commit != 0 && ev.commit < ev.sequence) {
+    throw aurora::error(errc::invalid_argument,
+                        where + "commit (" + std::to_string(ev.commit) + ") must not be below the sequence");
   }
   if (ev.collection.empty()) throw aurora::error(errc::invalid_argument, where + "the collection is empty");
   if (ev.document_id.empty()) throw aurora::error(errc::invalid_argument, where + "the document id is empty");
@@ -105,7 +113,7 @@ inline StreamEntry encode_entry(const ChangeEvent& ev, std::uint64_t prev) {
   }
   StreamEntry entry;
   entry.id = stream_id(ev.sequence);
-  entry.fields.reserve(8);
+  entry.fields.reserve(9);
   entry.fields.emplace_back("seq", std::to_string(ev.sequence));
   entry.fields.emplace_back("collection", ev.collection);
   entry.fields.emplace_back("id", ev.document_id);
@@ -116,6 +124,7 @@ inline StreamEntry encode_entry(const ChangeEvent& ev, std::uint64_t prev) {
     entry.fields.emplace_back("old", detail::dump_document(*ev.old_document, "old document", ev.sequence));
   }
   entry.fields.emplace_back("prev", std::to_string(prev));
+  if (ev.commit != 0) entry.fields.emplace_back("commit", std::to_string(ev.commit));
   return entry;
 }
 
@@ -126,8 +135,9 @@ inline StreamEntry encode_entry(const ChangeEvent& ev, std::uint64_t prev) {
 /// `Delete`; `ts` is RFC 3339 (`Z`/`z` or a numeric offset) or integer microseconds since the
 /// epoch, within what `system_clock` holds; `prev` is a decimal number below n; `doc` and `old`
 /// are present exactly as the operation wants (see `encode_entry`) and are JSON objects with
-/// finite numbers nested at most `max_document_depth` deep. Fields it does not know are ignored
-/// (room for later additions such as `commit`).
+/// finite numbers nested at most `max_document_depth` deep; `commit`, when present, is a decimal
+/// number not below n (when absent, as in entries written before it existed, the event's
+/// `commit` is its sequence). Fields it does not know are ignored (room for later additions).
 ///
 /// Throws `aurora::error` with `errc::invalid_document` and a message naming the entry ID, the
 /// field and what is wrong with it; never crashes or recurses on hostile input. Thread-safe.
@@ -136,8 +146,8 @@ inline DecodedEntry decode_entry(const StreamEntry& entry) {
   const auto sequence = sequence_of(id);
   if (!sequence) detail::bad_entry(id, "its ID is not of the form 0-<sequence> with a sequence of 1 or more");
 
-  const std::string_view names[] = {"seq", "collection", "id", "op", "ts", "doc", "old", "prev"};
-  enum field_index : std::size_t { f_seq, f_collection, f_id, f_op, f_ts, f_doc, f_old, f_prev, f_count };
+  const std::string_view names[] = {"seq", "collection", "id", "op", "ts", "doc", "old", "prev", "commit"};
+  enum field_index : std::size_t { f_seq, f_collection, f_id, f_op, f_ts, f_doc, f_old, f_prev, f_commit, f_count };
   const std::string* found[f_count] = {};
   for (const auto& [name, value] : entry.fields) {
     for (std::size_t i = 0; i < f_count; ++i) {
@@ -167,6 +177,17 @@ inline DecodedEntry decode_entry(const StreamEntry& entry) {
                       "field \"prev\" is " + *found[f_prev] + ", not below the sequence " + std::to_string(*sequence));
   }
   out.prev = *prev;
+
+  ev.commit = *sequence;
+  if (found[f_commit] != nullptr) {
+    const auto commit = detail::parse_u64(*found[f_commit]);
+    if (!commit) detail::bad_entry(id, "field \"commit\" is \"" + *found[f_commit] + "\", not a decimal number");
+    if (*commit < *sequence) {
+      detail::bad_entry(
+          id, "field \"commit\" is " + *found[f_commit] + ", below the sequence " + std::to_string(*sequence));
+    }
+    ev.commit = *commit;
+  }
 
   ev.collection = *found[f_collection];
   if (ev.collection.empty()) detail::bad_entry(id, "field \"collection\" is empty");
