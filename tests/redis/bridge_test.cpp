@@ -292,7 +292,7 @@ TEST_CASE("bridge: a new bridge resumes after the last ID in Redis, and a duplic
   });
 }
 
-TEST_CASE("bridge: kill -9 of redis-server mid-stream; every remote reader gets 1..N exactly once, in order",
+TEST_CASE("bridge: kill -9 of redis-server mid-stream, and every remote reader gets 1..N exactly once, in order",
           "[redis][bridge][kill]") {
   auto server = start_redis_or_skip();
   if (!server) return;
