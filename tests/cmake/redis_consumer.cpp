@@ -1,4 +1,6 @@
-// A minimal user of the installed aurora::redis component: endpoint, stream codec and RESP, no server.
+// A minimal user of the installed aurora::redis component: endpoint, stream codec, RESP, bridge; no server.
+#include <aurora/database.hpp>
+#include <aurora/redis/bridge.hpp>
 #include <aurora/redis/detail/resp.hpp>
 #include <aurora/redis/endpoint.hpp>
 #include <aurora/redis/event_codec.hpp>
@@ -28,10 +30,12 @@ int main() {
 
   boost::asio::io_context io;
   aurora::redis::RemoteSubscription sub{io.get_executor(), {.endpoint = endpoint}, "users"};
+  aurora::Database db;
+  const aurora::redis::Bridge bridge{io.get_executor(), db, {.endpoint = endpoint, .prefix = "app:"}};
 
   const bool ok = endpoint.path() == "/run/redis/redis.sock" && back.event.document == ev.document && back.prev == 3 &&
                   bytes == "*1\r\n$4\r\nPING\r\n" && reply && reply->text == "PONG" &&
-                  sub.stream_key() == "aurora:users";
-  std::puts(ok ? "redis_consumer: endpoint, codec and RESP work" : "redis_consumer: FAILED");
+                  sub.stream_key() == "aurora:users" && bridge.global_stream() == "app:*" && !bridge.running();
+  std::puts(ok ? "redis_consumer: endpoint, codec, RESP and bridge work" : "redis_consumer: FAILED");
   return ok ? 0 : 1;
 }
