@@ -17,8 +17,6 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <fcntl.h>
-#include <signal.h>
-#include <stdlib.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -26,6 +24,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -59,6 +58,7 @@ class RedisServer {
                                   "700",      "--dir",     dir_,         "--save",       "",      "--appendonly",
                                   "yes",      "--logfile", dir_ + "/log"};
     std::vector<char*> argv;
+    argv.reserve(args.size() + 1);
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
     pid_ = ::fork();
@@ -96,7 +96,7 @@ class RedisServer {
     pid_ = -1;
   }
 
-  bool ping() const {
+  [[nodiscard]] bool ping() const {
     const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return false;
     sockaddr_un addr{};
