@@ -1,0 +1,840 @@
+// FeedServer: serves a Database's change feed over WebSocket (at /feed), and static files over HTTP.
+#pragma once
+
+#include <aurora/errc.hpp>
+#include <aurora/net/protocol.hpp>
+#include <aurora/recv_result.hpp>
+#include <aurora/subscription.hpp>
+#include <aurora/watch.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/stream_traits.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/file_body.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+#include <boost/beast/websocket/stream.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace aurora::net {
+
+/// How a `FeedServer` listens and what it allows. Every member has a safe default.
+struct FeedServerOptions {
+  /// The IP address to listen on: loopback only unless told otherwise ("0.0.0.0" or "::" for all).
+  std::string address = "127.0.0.1";
+  /// The TCP port; 0 picks a free one (see `FeedServer::port`).
+  std::uint16_t port = 0;
+  /// When not empty, WebSocket clients must present it, as `Authorization: Bearer <token>` or as
+  /// `?token=<token>` (percent-encoded) on /feed; otherwise they get HTTP 401 and no feed. Static
+  /// files are served without it.
+  std::string token{};
+  /// The browser origins (`Origin` header, e.g. "http://localhost:8080") allowed to open the feed;
+  /// others get HTTP 403. Empty: same origin only (the `Origin` must be http(s)://<Host>). A
+  /// request without `Origin` (not a browser) is allowed either way.
+  std::vector<std::string> allowed_origins{};
+  /// When not empty, the directory whose files `GET /...` serves (`/` is `index.html`). Paths with
+  /// `..`, dot-files, backslashes or NUL are refused, and so is anything resolving outside it.
+  std::string static_dir{};
+  /// The largest client message (WebSocket message) accepted; a larger one closes the
+  /// connection with code 1009 (message too big).
+  std::size_t max_message_bytes = 64 * 1024;
+  /// Subscriptions one connection may hold at once; more get a `too_many_subscriptions` error.
+  std::size_t max_subscriptions = 64;
+  /// Server messages one connection may have waiting to be sent. When full, a subscription's
+  /// further events are dropped and counted, and the client gets `lagged` with the count once
+  /// it reads again (see `slow_client_timeout`).
+  std::size_t max_queued_messages = 1024;
+  /// Bytes of server messages one connection may have waiting (a snapshot is always queued).
+  std::size_t max_queued_bytes = 16 * 1024 * 1024;
+  /// How long a connection may stay behind (dropping events) before it is disconnected.
+  std::chrono::milliseconds slow_client_timeout{10'000};
+  /// A WebSocket that receives nothing (not even a pong to the server's ping) for this long is
+  /// closed.
+  std::chrono::milliseconds idle_timeout{60'000};
+  /// Connections served at once; further ones are closed as soon as they are accepted.
+  std::size_t max_connections = 1024;
+};
+
+namespace detail {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+namespace websocket = boost::beast::websocket;
+using tcp = boost::asio::ip::tcp;
+using http_request = http::request<http::string_body>;
+
+// The Database as the server uses it, type-erased so that FeedServer is one type for every
+// BasicDatabase. Both calls throw aurora::error as the Database does.
+struct feed_source {
+  std::function<Subscription(const SubscribeRequest&)> subscribe;
+  std::function<Watch(const SubscribeRequest&)> watch;
+};
+
+template <class Db>
+feed_source make_feed_source(Db& db) {
+  return feed_source{
+      [&db](const SubscribeRequest& r) {
+        return r.collection ? db.subscribe(*r.collection, r.filter, r.start) : db.subscribe_global(r.filter, r.start);
+      },
+      [&db](const SubscribeRequest& r) { return db.watch(*r.collection, r.filter); },
+  };
+}
+
+inline std::string_view sv(beast::string_view s) noexcept { return {s.data(), s.size()}; }
+
+inline char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+inline bool iequals(std::string_view a, std::string_view b) noexcept {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
+}
+
+// Compares a secret in time independent of where the first difference is.
+inline bool same_secret(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  unsigned diff = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    diff |= static_cast<unsigned>(static_cast<unsigned char>(a[i]) ^ static_cast<unsigned char>(b[i]));
+  }
+  return diff == 0;
+}
+
+inline int hex_value(char c) noexcept {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// RFC 3986 percent-decoding; empty on a malformed escape.
+inline std::optional<std::string> percent_decode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out.push_back(s[i]);
+      continue;
+    }
+    if (i + 2 >= s.size()) return std::nullopt;
+    const int hi = hex_value(s[i + 1]);
+    const int lo = hex_value(s[i + 2]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out.push_back(static_cast<char>(hi * 16 + lo));
+    i += 2;
+  }
+  return out;
+}
+
+// The value of `key` in the query string of `target` ("/feed?a=1&token=x"), decoded.
+inline std::optional<std::string> query_param(std::string_view target, std::string_view key) {
+  const std::size_t q = target.find('?');
+  if (q == std::string_view::npos) return std::nullopt;
+  std::string_view rest = target.substr(q + 1);
+  while (!rest.empty()) {
+    const std::size_t amp = rest.find('&');
+    const std::string_view pair = rest.substr(0, amp);
+    rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
+    const std::size_t eq = pair.find('=');
+    if (eq != std::string_view::npos && pair.substr(0, eq) == key) return percent_decode(pair.substr(eq + 1));
+  }
+  return std::nullopt;
+}
+
+// The path of a request target, without its query.
+inline std::string_view target_path(std::string_view target) noexcept { return target.substr(0, target.find('?')); }
+
+// The file a GET path names, relative to the static directory, or empty when the path is not
+// acceptable: it must start with '/', decode cleanly, and have no NUL, no backslash and no
+// segment that is empty-named-with-dots ("." / "..") or starts with '.'. A path ending in '/'
+// names its index.html.
+inline std::optional<std::string> static_relative_path(std::string_view path) {
+  if (path.empty() || path.front() != '/') return std::nullopt;
+  const std::optional<std::string> decoded = percent_decode(path);
+  if (!decoded) return std::nullopt;
+  if (decoded->find('\0') != std::string::npos || decoded->find('\\') != std::string::npos) return std::nullopt;
+  std::string rel;
+  std::string_view rest = std::string_view(*decoded).substr(1);
+  while (!rest.empty()) {
+    const std::size_t slash = rest.find('/');
+    const std::string_view segment = rest.substr(0, slash);
+    rest = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash + 1);
+    if (segment.empty()) continue;
+    if (segment.front() == '.') return std::nullopt;  // "..", "." and dot-files
+    if (!rel.empty()) rel.push_back('/');
+    rel.append(segment);
+  }
+  if (rel.empty() || decoded->back() == '/') {
+    if (!rel.empty()) rel.push_back('/');
+    rel.append("index.html");
+  }
+  return rel;
+}
+
+// The Content-Type for a file name, by its extension.
+inline std::string_view content_type(std::string_view name) noexcept {
+  const std::size_t dot = name.rfind('.');
+  const std::string_view ext = dot == std::string_view::npos ? std::string_view{} : name.substr(dot + 1);
+  if (iequals(ext, "html") || iequals(ext, "htm")) return "text/html; charset=utf-8";
+  if (iequals(ext, "js") || iequals(ext, "mjs")) return "text/javascript; charset=utf-8";
+  if (iequals(ext, "css")) return "text/css; charset=utf-8";
+  if (iequals(ext, "json")) return "application/json";
+  if (iequals(ext, "png")) return "image/png";
+  if (iequals(ext, "svg")) return "image/svg+xml";
+  if (iequals(ext, "txt")) return "text/plain; charset=utf-8";
+  return "application/octet-stream";
+}
+
+// True when `path` is `root` or lies below it (both canonical).
+inline bool is_within(const std::filesystem::path& root, const std::filesystem::path& path) {
+  auto [r, p] = std::mismatch(root.begin(), root.end(), path.begin(), path.end());
+  (void)p;
+  return r == root.end();
+}
+
+class feed_session;
+
+// What the server and its connections share; outlives the FeedServer while connections run.
+struct server_state {
+  server_state(asio::any_io_executor ex, feed_source src, FeedServerOptions opts)
+      : executor(std::move(ex)),
+        source(std::move(src)),
+        options(std::move(opts)),
+        acceptor(asio::make_strand(executor)) {}
+
+  asio::any_io_executor executor;
+  feed_source source;
+  const FeedServerOptions options;
+  std::filesystem::path static_root;  // canonical; empty: no static files
+  tcp::acceptor acceptor;             // used on its strand once start() returned
+  std::atomic<std::uint16_t> port{0};
+  tcp::endpoint endpoint;  // set by start(), under the mutex
+
+  std::mutex mutex;  // guards what follows
+  bool started = false;
+  bool stopped = false;
+  std::map<const feed_session*, std::weak_ptr<feed_session>> sessions;
+
+  // Registers a new connection; false once stopped (the connection is then dropped).
+  bool add(const std::shared_ptr<feed_session>& s) {
+    const std::lock_guard lock(mutex);
+    if (stopped) return false;
+    sessions.emplace(s.get(), s);
+    return true;
+  }
+
+  void remove(const feed_session* s) {
+    const std::lock_guard lock(mutex);
+    sessions.erase(s);
+  }
+
+  std::size_t connection_count() {
+    const std::lock_guard lock(mutex);
+    return sessions.size();
+  }
+};
+
+// One subscription of a connection. `dropping`: the outgoing queue was full (or the Database
+// reported lag), so events are counted in `missed` instead of sent, until the `lagged` notice
+// queued for it has been written; then the count restarts. So the client sees its events, then
+// `lagged` with exactly how many it missed there, then the events after.
+struct sub_entry {
+  std::string id;
+  Subscription sub;
+  bool active = true;
+  bool dropping = false;
+  std::uint64_t missed = 0;
+};
+
+// A server message waiting to be written; with `lagged` set, the lagged notice of that
+// subscription, formatted when written so that it counts every event dropped until then.
+struct outgoing {
+  std::string text;
+  std::shared_ptr<sub_entry> lagged;
+};
+
+// One client connection: HTTP requests (static files), and possibly the upgrade to the feed.
+// Everything runs on the connection's strand: the main coroutine (HTTP, then reading client
+// messages), one writer and one pump per subscription. No locks.
+class feed_session : public std::enable_shared_from_this<feed_session> {
+ public:
+  feed_session(std::shared_ptr<server_state> server, tcp::socket socket)
+      : server_(std::move(server)),
+        opts_(server_->options),
+        ws_(std::move(socket)),
+        wake_(ws_.get_executor()),
+        slow_timer_(ws_.get_executor()),
+        stop_timer_(ws_.get_executor()) {}
+
+  asio::any_io_executor executor() { return ws_.get_executor(); }
+
+  // The connection's life: serves it, then releases everything. Never throws.
+  static asio::awaitable<void> run(std::shared_ptr<feed_session> self) {
+    try {
+      co_await self->serve();
+    } catch (const std::exception&) {  // a failure ends this connection only
+    }
+    self->finish();
+  }
+
+  // Ends the connection (from any thread): a close frame (1001, going away) if possible, else the
+  // TCP connection is closed; in any case within 2 seconds.
+  void stop() {
+    asio::post(ws_.get_executor(), [self = shared_from_this()] { self->stop_here(); });
+  }
+
+ private:
+  // -- HTTP ------------------------------------------------------------------------------------
+
+  asio::awaitable<void> serve() {
+    beast::flat_buffer buffer;
+    beast::tcp_stream& stream = ws_.next_layer();
+    for (;;) {
+      if (closing_) co_return;
+      http::request_parser<http::string_body> parser;
+      parser.header_limit(16 * 1024);
+      parser.body_limit(16 * 1024);
+      stream.expires_after(std::chrono::seconds(30));
+      auto [ec, n] = co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
+      (void)n;
+      if (ec) co_return;
+      const http_request req = parser.release();
+      if (websocket::is_upgrade(req)) {
+        co_await serve_feed(req);
+        co_return;
+      }
+      if (!co_await serve_file(req)) co_return;
+    }
+  }
+
+  // Writes a short plain-text response; true when the connection may go on.
+  asio::awaitable<bool> respond(const http_request& req, http::status status, std::string body, bool keep_alive,
+                                std::string_view extra_name = {}, std::string_view extra_value = {}) {
+    http::response<http::string_body> res{status, req.version()};
+    res.set(http::field::server, "aurora");
+    res.set(http::field::content_type, "text/plain; charset=utf-8");
+    if (!extra_name.empty()) res.set(extra_name, extra_value);
+    res.keep_alive(keep_alive && req.keep_alive());
+    res.body() = std::move(body);
+    res.prepare_payload();
+    const bool keep = res.keep_alive();
+    ws_.next_layer().expires_after(std::chrono::seconds(30));
+    auto [ec, n] = co_await http::async_write(ws_.next_layer(), res, asio::as_tuple(asio::use_awaitable));
+    (void)n;
+    co_return !ec && keep;
+  }
+
+  asio::awaitable<bool> serve_file(const http_request& req) {
+    if (req.method() != http::verb::get) {
+      co_return co_await respond(req, http::status::method_not_allowed, "only GET is served here\n", true, "Allow",
+                                 "GET");
+    }
+    const std::string_view path = target_path(sv(req.target()));
+    if (server_->static_root.empty()) {
+      co_return co_await respond(req, http::status::not_found, "not found (the feed is at /feed)\n", true);
+    }
+    const std::optional<std::string> rel = static_relative_path(path);
+    std::error_code fs_ec;
+    std::filesystem::path file;
+    if (rel) file = std::filesystem::canonical(server_->static_root / *rel, fs_ec);
+    if (!rel || fs_ec || !is_within(server_->static_root, file) || !std::filesystem::is_regular_file(file, fs_ec)) {
+      co_return co_await respond(req, http::status::not_found, "not found\n", true);
+    }
+    http::response<http::file_body> res{http::status::ok, req.version()};
+    beast::error_code ec;
+    res.body().open(file.c_str(), beast::file_mode::scan, ec);
+    if (ec) co_return co_await respond(req, http::status::not_found, "not found\n", true);
+    res.set(http::field::server, "aurora");
+    res.set(http::field::content_type, content_type(file.filename().string()));
+    res.set(http::field::cache_control, "no-cache");
+    res.set("X-Content-Type-Options", "nosniff");
+    res.keep_alive(req.keep_alive());
+    res.prepare_payload();
+    const bool keep = res.keep_alive();
+    ws_.next_layer().expires_after(std::chrono::seconds(30));
+    auto [wec, n] = co_await http::async_write(ws_.next_layer(), res, asio::as_tuple(asio::use_awaitable));
+    (void)n;
+    co_return !wec && keep;
+  }
+
+  bool token_ok(const http_request& req) const {
+    if (opts_.token.empty()) return true;
+    if (auto it = req.find(http::field::authorization); it != req.end()) {
+      const std::string_view value = sv(it->value());
+      constexpr std::string_view scheme = "Bearer ";
+      if (value.size() > scheme.size() && iequals(value.substr(0, scheme.size()), scheme) &&
+          same_secret(value.substr(scheme.size()), opts_.token)) {
+        return true;
+      }
+    }
+    const std::optional<std::string> param = query_param(sv(req.target()), "token");
+    return param && same_secret(*param, opts_.token);
+  }
+
+  bool origin_ok(const http_request& req) const {
+    const auto it = req.find(http::field::origin);
+    if (it == req.end()) return true;  // not from a browser page
+    const std::string_view origin = sv(it->value());
+    if (!opts_.allowed_origins.empty()) {
+      return std::any_of(opts_.allowed_origins.begin(), opts_.allowed_origins.end(),
+                         [&](const std::string& allowed) { return iequals(origin, allowed); });
+    }
+    const auto host = req.find(http::field::host);
+    if (host == req.end()) return false;
+    const std::string_view h = sv(host->value());
+    return iequals(origin, "http://" + std::string(h)) || iequals(origin, "https://" + std::string(h));
+  }
+
+  // -- WebSocket -------------------------------------------------------------------------------
+
+  asio::awaitable<void> serve_feed(const http_request& req) {
+    if (target_path(sv(req.target())) != "/feed") {
+      co_await respond(req, http::status::not_found, "no WebSocket here: the feed is at /feed\n", false);
+      co_return;
+    }
+    if (!token_ok(req)) {
+      co_await respond(req, http::status::unauthorized, "missing or wrong token\n", false, "WWW-Authenticate",
+                       "Bearer");
+      co_return;
+    }
+    if (!origin_ok(req)) {
+      co_await respond(req, http::status::forbidden, "this Origin may not open the feed\n", false);
+      co_return;
+    }
+    ws_.next_layer().expires_never();  // the WebSocket's own timeouts take over
+    websocket::stream_base::timeout timeouts{};
+    timeouts.handshake_timeout = std::chrono::seconds(10);
+    timeouts.idle_timeout = opts_.idle_timeout;
+    timeouts.keep_alive_pings = true;
+    ws_.set_option(timeouts);
+    ws_.read_message_max(opts_.max_message_bytes);
+    ws_.set_option(websocket::stream_base::decorator(
+        [](websocket::response_type& res) { res.set(http::field::server, "aurora"); }));
+    auto [ec] = co_await ws_.async_accept(req, asio::as_tuple(asio::use_awaitable));
+    if (ec) co_return;
+    ws_open_ = true;
+    ws_.text(true);
+    asio::co_spawn(ws_.get_executor(), write_loop(shared_from_this()), asio::detached);
+    beast::flat_buffer in;
+    for (;;) {
+      in.consume(in.size());
+      auto [rec, n] = co_await ws_.async_read(in, asio::as_tuple(asio::use_awaitable));
+      (void)n;
+      if (rec || finished_) co_return;  // closed by the client, too big (1009), timed out, or stopped
+      if (closing_) continue;
+      if (!ws_.got_text()) {
+        push_reply(error_message({}, error_code::invalid_message, "binary messages are not accepted: send JSON text"));
+        continue;
+      }
+      handle(beast::buffers_to_string(in.data()));
+    }
+  }
+
+  void handle(const std::string& text) {
+    ClientMessage m = parse_client_message(text);
+    if (const auto* e = std::get_if<ProtocolError>(&m)) {
+      push_reply(error_message(*e));
+      return;
+    }
+    if (const auto* u = std::get_if<UnsubscribeRequest>(&m)) {
+      const auto it = subs_.find(u->id);
+      if (it == subs_.end()) {
+        push_reply(error_message(u->id, error_code::unknown_subscription,
+                                 "unsubscribe: no subscription " + detail::quote(u->id) + " on this connection"));
+        return;
+      }
+      it->second->active = false;
+      it->second->sub.unsubscribe();  // its pump receives `closed` and ends
+      subs_.erase(it);
+      return;
+    }
+    SubscribeRequest& req = std::get<SubscribeRequest>(m);
+    if (subs_.count(req.id) != 0) {
+      push_reply(error_message(req.id, error_code::duplicate_subscription,
+                               "subscribe: this connection already has a subscription " + detail::quote(req.id)));
+      return;
+    }
+    if (subs_.size() >= opts_.max_subscriptions) {
+      push_reply(error_message(
+          req.id, error_code::too_many_subscriptions,
+          "subscribe: this connection already has " + std::to_string(subs_.size()) + " subscriptions, the limit"));
+      return;
+    }
+    auto entry = std::make_shared<sub_entry>();
+    entry->id = req.id;
+    try {
+      if (req.snapshot) {
+        Watch w = server_->source.watch(req);
+        std::string text_out = snapshot_message(req.id, w.snapshot);
+        push(outgoing{std::move(text_out), nullptr});  // always queued: the view's size bounds it
+        entry->sub = std::move(w.subscription);
+      } else {
+        entry->sub = server_->source.subscribe(req);
+      }
+    } catch (const aurora::error& e) {
+      push_reply(error_message(req.id, errc_name(e.value()), e.what()));
+      return;
+    }
+    subs_.emplace(req.id, entry);
+    asio::co_spawn(ws_.get_executor(), pump(shared_from_this(), entry), asio::detached);
+  }
+
+  // Moves one subscription's events to the outgoing queue until it is closed.
+  static asio::awaitable<void> pump(std::shared_ptr<feed_session> self, std::shared_ptr<sub_entry> entry) {
+    try {
+      for (;;) {
+        const RecvResult r = co_await entry->sub.recv();
+        if (!entry->active || self->finished_) co_return;
+        if (r) {
+          self->offer(entry, r);
+        } else if (r.error().code == errc::lagged) {
+          self->note_missed(entry, r.error().missed, false);
+        } else {
+          co_return;  // closed: unsubscribed, connection ended, or the Database is gone
+        }
+      }
+    } catch (const std::exception&) {
+      self->abort();  // cannot happen (no cancellation, one receive at a time); end cleanly anyway
+    }
+  }
+
+  // -- The bounded outgoing queue ----------------------------------------------------------------
+
+  bool has_room(std::size_t bytes) const noexcept {
+    return queue_.empty() ||
+           (queue_.size() < opts_.max_queued_messages && queued_bytes_ + bytes <= opts_.max_queued_bytes);
+  }
+
+  void push(outgoing item) {
+    queued_bytes_ += item.text.size();
+    queue_.push_back(std::move(item));
+    wake_.cancel();
+  }
+
+  // A reply to the client's own message. A client that sends requests without reading the
+  // replies is cut off once twice the queue limit is waiting.
+  void push_reply(std::string text) {
+    if (queue_.size() >= 2 * opts_.max_queued_messages + opts_.max_subscriptions) {
+      abort();
+      return;
+    }
+    push(outgoing{std::move(text), nullptr});
+  }
+
+  void offer(const std::shared_ptr<sub_entry>& entry, const RecvResult& r) {
+    if (!entry->dropping) {
+      std::string text = event_message(entry->id, r);
+      if (has_room(text.size())) {
+        push(outgoing{std::move(text), nullptr});
+        return;
+      }
+    }
+    note_missed(entry, 1, true);
+  }
+
+  // Counts `n` missed events for `entry`; queues its lagged notice if none is waiting. The
+  // notices are outside the queue limits: at most one per subscription waits at a time.
+  void note_missed(const std::shared_ptr<sub_entry>& entry, std::uint64_t n, bool queue_full) {
+    entry->missed += n;
+    if (!entry->dropping) {
+      entry->dropping = true;
+      push(outgoing{{}, entry});
+    }
+    if (queue_full) arm_slow_timer();
+  }
+
+  bool behind() const noexcept {
+    return std::any_of(subs_.begin(), subs_.end(), [](const auto& s) { return s.second->dropping; });
+  }
+
+  void arm_slow_timer() {
+    if (slow_armed_) return;
+    slow_armed_ = true;
+    const std::uint64_t generation = ++slow_generation_;
+    slow_timer_.expires_after(opts_.slow_client_timeout);
+    slow_timer_.async_wait([self = shared_from_this(), generation](boost::system::error_code ec) {
+      if (ec || generation != self->slow_generation_) return;
+      self->slow_armed_ = false;
+      if (self->behind()) self->abort();  // it did not catch up in time
+    });
+  }
+
+  void disarm_slow_timer() {
+    if (!slow_armed_) return;
+    slow_armed_ = false;
+    ++slow_generation_;
+    slow_timer_.cancel();
+  }
+
+  static asio::awaitable<void> write_loop(std::shared_ptr<feed_session> self) {
+    try {
+      co_await self->write_all();
+    } catch (const std::exception&) {
+      self->abort();
+    }
+  }
+
+  asio::awaitable<void> write_all() {
+    for (;;) {
+      while (queue_.empty() && !closing_ && !finished_) {
+        wake_.expires_at(asio::steady_timer::time_point::max());
+        auto [ec] = co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
+        (void)ec;  // cancelled: something to do
+      }
+      if (finished_) co_return;
+      if (closing_) {
+        auto [ec] = co_await ws_.async_close(websocket::close_code::going_away, asio::as_tuple(asio::use_awaitable));
+        (void)ec;
+        co_return;
+      }
+      outgoing item = std::move(queue_.front());
+      queue_.pop_front();
+      queued_bytes_ -= item.text.size();
+      if (item.lagged) {
+        if (!item.lagged->active) continue;
+        item.text = lagged_message(item.lagged->id, item.lagged->missed);
+        item.lagged->missed = 0;
+        item.lagged->dropping = false;
+      }
+      auto [ec, n] = co_await ws_.async_write(asio::buffer(item.text), asio::as_tuple(asio::use_awaitable));
+      (void)n;
+      if (ec) {
+        abort();
+        co_return;
+      }
+      if (slow_armed_ && !behind()) disarm_slow_timer();
+    }
+  }
+
+  // -- Ending ----------------------------------------------------------------------------------
+
+  void stop_here() {
+    if (finished_) return;
+    if (!ws_open_) {
+      closing_ = true;
+      beast::get_lowest_layer(ws_).close();  // cancels the HTTP read or write
+      return;
+    }
+    if (closing_) return;
+    closing_ = true;
+    wake_.cancel();
+    stop_timer_.expires_after(std::chrono::seconds(2));
+    stop_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (!ec) self->abort();
+    });
+  }
+
+  // Drops the connection at once (no close frame): every pending operation completes.
+  void abort() {
+    closing_ = true;
+    beast::get_lowest_layer(ws_).close();
+    wake_.cancel();
+  }
+
+  void finish() {
+    if (finished_) return;
+    finished_ = true;
+    closing_ = true;
+    for (auto& [id, entry] : subs_) {
+      entry->active = false;
+      entry->sub.unsubscribe();
+    }
+    subs_.clear();
+    queue_.clear();
+    queued_bytes_ = 0;
+    wake_.cancel();
+    slow_timer_.cancel();
+    stop_timer_.cancel();
+    beast::get_lowest_layer(ws_).close();
+    server_->remove(this);
+  }
+
+  std::shared_ptr<server_state> server_;
+  const FeedServerOptions& opts_;
+  websocket::stream<beast::tcp_stream> ws_;
+  asio::steady_timer wake_;        // the writer waits on it; cancel() wakes it
+  asio::steady_timer slow_timer_;  // disconnects a client that stays behind
+  asio::steady_timer stop_timer_;  // stop(): the close handshake's deadline
+  std::map<std::string, std::shared_ptr<sub_entry>, std::less<>> subs_;
+  std::deque<outgoing> queue_;
+  std::size_t queued_bytes_ = 0;
+  std::uint64_t slow_generation_ = 0;
+  bool slow_armed_ = false;
+  bool ws_open_ = false;
+  bool closing_ = false;
+  bool finished_ = false;
+};
+
+inline asio::awaitable<void> accept_loop(std::shared_ptr<server_state> state) {
+  for (;;) {
+    tcp::socket socket(asio::make_strand(state->executor));  // each connection on its own strand
+    auto [ec] = co_await state->acceptor.async_accept(socket, asio::as_tuple(asio::use_awaitable));
+    if (!state->acceptor.is_open()) co_return;
+    if (ec) {
+      if (ec == asio::error::operation_aborted) co_return;
+      continue;  // e.g. a connection reset before it was accepted
+    }
+    if (state->connection_count() >= state->options.max_connections) {
+      boost::system::error_code ignored;
+      socket.close(ignored);
+      continue;
+    }
+    boost::system::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);  // events are small and latency matters: no Nagle
+    auto session = std::make_shared<feed_session>(state, std::move(socket));
+    if (!state->add(session)) co_return;
+    asio::co_spawn(session->executor(), feed_session::run(session), asio::detached);
+  }
+}
+
+}  // namespace detail
+
+/// Serves a Database's change feed to browsers and other processes: a WebSocket at `/feed`
+/// speaking the JSON protocol of `aurora/net/protocol.hpp`, and optionally the static files of a
+/// directory (a dashboard page) over HTTP GET.
+///
+/// ```
+/// aurora::net::FeedServer server{io.get_executor(), db, {.port = 0, .token = "s3cret"}};
+/// server.start();
+/// std::uint16_t port = server.port();
+/// ```
+/// Each connection is served by coroutines on a strand of the given executor; the server starts
+/// no threads. Client messages: `{"op":"subscribe","id":..,"collection":..|null,"filter":{..},
+/// "start":"now"|"oldest"|{"after":N},"snapshot":true}` and `{"op":"unsubscribe","id":..}`.
+/// Server messages: `snapshot`, `event`, `lagged` and `error` (see `FeedServerOptions` for the
+/// limits, the token and the Origin check). A malformed message gets an `error` message and the
+/// connection stays usable.
+///
+/// Lifetime: the Database must outlive every connection, i.e. until `stop()` was called and the
+/// executor has run the connections to their end (or its context was destroyed).
+///
+/// Thread safety: `start`, `port`, `local_endpoint`, `connection_count` and `stop` may be called
+/// from any thread; `start` once.
+class FeedServer {
+ public:
+  /// The executor type connections run on.
+  using executor_type = boost::asio::any_io_executor;
+
+  /// A server for `db` (any `BasicDatabase`) whose connections run on `executor`. Does not
+  /// listen yet (see `start`). Throws only `std::bad_alloc`.
+  template <class Db>
+  FeedServer(executor_type executor, Db& db, FeedServerOptions options = {})
+      : state_(std::make_shared<detail::server_state>(std::move(executor), detail::make_feed_source(db),
+                                                      std::move(options))) {}
+
+  FeedServer(const FeedServer&) = delete;
+  FeedServer& operator=(const FeedServer&) = delete;
+
+  /// Stops the server (see `stop`).
+  ~FeedServer() { stop(); }
+
+  /// Listens on `options.address`:`options.port` and starts accepting connections.
+  ///
+  /// Errors: `aurora::error(errc::invalid_argument)` when the address is not an IP address,
+  /// `static_dir` is not a directory, or the server was started before;
+  /// `boost::system::system_error` when the socket cannot listen (e.g. the port is taken).
+  void start() {
+    detail::server_state& s = *state_;
+    const std::lock_guard lock(s.mutex);
+    if (s.started || s.stopped) throw aurora::error(errc::invalid_argument, "FeedServer::start: called twice");
+    boost::system::error_code ec;
+    const auto address = boost::asio::ip::make_address(s.options.address, ec);
+    if (ec) {
+      throw aurora::error(errc::invalid_argument,
+                          "FeedServer: options.address " + detail::quote(s.options.address) + " is not an IP address");
+    }
+    if (!s.options.static_dir.empty()) {
+      std::error_code fs_ec;
+      s.static_root = std::filesystem::canonical(s.options.static_dir, fs_ec);
+      if (fs_ec || !std::filesystem::is_directory(s.static_root, fs_ec)) {
+        throw aurora::error(errc::invalid_argument, "FeedServer: options.static_dir " +
+                                                        detail::quote(s.options.static_dir) + " is not a directory");
+      }
+    }
+    const boost::asio::ip::tcp::endpoint endpoint{address, s.options.port};
+    s.acceptor.open(endpoint.protocol());
+    s.acceptor.set_option(boost::asio::socket_base::reuse_address(true));
+    s.acceptor.bind(endpoint);
+    s.acceptor.listen(boost::asio::socket_base::max_listen_connections);
+    s.endpoint = s.acceptor.local_endpoint();
+    s.port = s.endpoint.port();
+    s.started = true;
+    boost::asio::co_spawn(s.acceptor.get_executor(), detail::accept_loop(state_), boost::asio::detached);
+  }
+
+  /// The port it listens on (the one picked when `options.port` was 0); 0 before `start`.
+  [[nodiscard]] std::uint16_t port() const noexcept { return state_->port.load(); }
+
+  /// The address and port it listens on (a default endpoint before `start`).
+  [[nodiscard]] boost::asio::ip::tcp::endpoint local_endpoint() const {
+    const std::lock_guard lock(state_->mutex);
+    return state_->endpoint;
+  }
+
+  /// How many connections are open (HTTP or WebSocket).
+  [[nodiscard]] std::size_t connection_count() const { return state_->connection_count(); }
+
+  /// Stops accepting and ends every connection: WebSockets get a close frame (1001, going
+  /// away), or are dropped if that cannot be sent within 2 seconds. Returns at once; the
+  /// connections end as the executor runs. Idempotent; the server cannot be started again.
+  void stop() noexcept {
+    try {
+      std::vector<std::shared_ptr<detail::feed_session>> live;
+      {
+        const std::lock_guard lock(state_->mutex);
+        state_->stopped = true;
+        for (auto& [key, weak] : state_->sessions) {
+          if (auto s = weak.lock()) live.push_back(std::move(s));
+        }
+      }
+      boost::asio::post(state_->acceptor.get_executor(), [state = state_] {
+        boost::system::error_code ignored;
+        state->acceptor.close(ignored);
+      });
+      for (auto& s : live) s->stop();
+    } catch (...) {  // only bad_alloc; nothing sensible to do in a destructor
+    }
+  }
+
+ private:
+  std::shared_ptr<detail::server_state> state_;
+};
+
+}  // namespace aurora::net
