@@ -1,5 +1,5 @@
 // Replays fuzz inputs without libFuzzer, so any compiler and sanitizer can run the corpus:
-//   aurora_fuzz_replay <write|filter|query> <file or directory>...
+//   aurora_fuzz_replay <write|filter|query|net> <file or directory>...   (net: with aurora::net)
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -12,10 +12,13 @@
 extern "C" int aurora_fuzz_write_one(const std::uint8_t* data, std::size_t size);
 extern "C" int aurora_fuzz_filter_one(const std::uint8_t* data, std::size_t size);
 extern "C" int aurora_fuzz_query_one(const std::uint8_t* data, std::size_t size);
+#ifdef AURORA_FUZZ_NET
+extern "C" int aurora_fuzz_net_one(const std::uint8_t* data, std::size_t size);
+#endif
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: %s <write|filter|query> <file or directory>...\n", argv[0]);
+    std::fprintf(stderr, "usage: %s <write|filter|query|net> <file or directory>...\n", argv[0]);
     return 2;
   }
   const std::string target = argv[1];
@@ -23,6 +26,9 @@ int main(int argc, char** argv) {
   if (target == "write") one = &aurora_fuzz_write_one;
   if (target == "filter") one = &aurora_fuzz_filter_one;
   if (target == "query") one = &aurora_fuzz_query_one;
+#ifdef AURORA_FUZZ_NET
+  if (target == "net") one = &aurora_fuzz_net_one;
+#endif
   if (one == nullptr) {
     std::fprintf(stderr, "unknown target %s\n", target.c_str());
     return 2;

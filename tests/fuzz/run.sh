@@ -5,14 +5,14 @@
 #
 #   tests/fuzz/run.sh [seconds] [build-dir]        e.g. tests/fuzz/run.sh 600   (10 minutes each)
 #   FUZZ_JOBS=2 tests/fuzz/run.sh 3600             (two processes per target, one hour each)
-#   FUZZ_TARGETS=query tests/fuzz/run.sh 60        (some of write, filter, query; default all)
+#   FUZZ_TARGETS=query tests/fuzz/run.sh 60        (some of write, filter, query, net; default all)
 set -euo pipefail
 
 seconds="${1:-60}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 build="${2:-${root}/build/fuzz}"
 jobs="${FUZZ_JOBS:-1}"
-read -r -a targets <<<"${FUZZ_TARGETS:-write filter query}"
+read -r -a targets <<<"${FUZZ_TARGETS:-write filter query net}"
 
 if [[ ! -x "${build}/tests/fuzz/aurora_fuzz_${targets[0]}" || "${FUZZ_REBUILD:-1}" == 1 ]]; then
   cmake -S "${root}" -B "${build}" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug \
