@@ -74,7 +74,7 @@ struct FeedServerOptions {
   std::string static_dir{};
   /// The largest client message (WebSocket message) accepted; a larger one closes the
   /// connection with code 1009 (message too big).
-  std::size_t max_message_bytes = 64 * 1024;
+  std::size_t max_message_bytes = std::size_t{64} * 1024;
   /// Subscriptions one connection may hold at once; more get a `too_many_subscriptions` error.
   std::size_t max_subscriptions = 64;
   /// Server messages one connection may have waiting to be sent. When full, a subscription's
@@ -82,7 +82,7 @@ struct FeedServerOptions {
   /// it reads again (see `slow_client_timeout`).
   std::size_t max_queued_messages = 1024;
   /// Bytes of server messages one connection may have waiting (a snapshot is always queued).
-  std::size_t max_queued_bytes = 16 * 1024 * 1024;
+  std::size_t max_queued_bytes = std::size_t{16} * 1024 * 1024;
   /// How long a connection may stay behind (dropping events) before it is disconnected.
   std::chrono::milliseconds slow_client_timeout{10'000};
   /// A WebSocket that receives nothing (not even a pong to the server's ping) for this long is
@@ -329,8 +329,8 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
     for (;;) {
       if (closing_) co_return;
       http::request_parser<http::string_body> parser;
-      parser.header_limit(16 * 1024);
-      parser.body_limit(16 * 1024);
+      parser.header_limit(std::uint32_t{16} * 1024);
+      parser.body_limit(std::uint64_t{16} * 1024);
       stream.expires_after(std::chrono::seconds(30));
       auto [ec, n] = co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
       (void)n;
@@ -485,7 +485,7 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
       subs_.erase(it);
       return;
     }
-    SubscribeRequest& req = std::get<SubscribeRequest>(m);
+    auto& req = std::get<SubscribeRequest>(m);
     if (subs_.count(req.id) != 0) {
       push_reply(error_message(req.id, error_code::duplicate_subscription,
                                "subscribe: this connection already has a subscription " + detail::quote(req.id)));

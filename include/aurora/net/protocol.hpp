@@ -174,11 +174,11 @@ inline ClientMessage parse_subscribe(const nlohmann::json& j, std::optional<std:
     req.snapshot = s->get<bool>();
   }
   if (req.snapshot && !req.collection) {
-    return bad(id, error_code::invalid_message, "subscribe: \"snapshot\" needs a \"collection\"");
+    return bad(id, error_code::invalid_message, R"(subscribe: "snapshot" needs a "collection")");
   }
   if (req.snapshot && req.start != Start::now()) {
     return bad(id, error_code::invalid_message,
-               "subscribe: with \"snapshot\" the events start right after the snapshot; leave \"start\" out");
+               R"(subscribe: with "snapshot" the events start right after the snapshot; leave "start" out)");
   }
   return req;
 }
@@ -208,7 +208,7 @@ inline ClientMessage parse_subscribe(const nlohmann::json& j, std::optional<std:
   auto op = j.find("op");
   if (op == j.end()) return bad(id, error_code::invalid_message, R"(the message has no "op")");
   if (!op->is_string()) return bad(id, error_code::invalid_message, R"("op" must be a string)");
-  const std::string& name = op->get_ref<const std::string&>();
+  const auto& name = op->get_ref<const std::string&>();
   if (name == "subscribe") return detail::parse_subscribe(j, std::move(id));
   if (name == "unsubscribe") {
     for (auto it = j.begin(); it != j.end(); ++it) {
