@@ -1,12 +1,35 @@
-// Options: construction-time settings of a Database.
+// Options: construction-time settings of a Database, and Durability (for a durable one).
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <string_view>
 
 namespace aurora {
 
 /// The largest `Options::channel_capacity` a Database accepts (16,777,216 slots).
 inline constexpr std::size_t max_channel_capacity = std::size_t{1} << 24;
+
+/// How a durable storage makes a commit permanent before the write that made it returns.
+/// Used by a durable database (`aurora::DurableDatabase`); the in-memory Database ignores it.
+enum class Durability {
+  /// The commit is on disk (fsync of the write-ahead log, SQLite `synchronous=FULL`) before the
+  /// write returns: it survives a process crash and a power loss or kernel crash.
+  full,
+  /// The commit is handed to the operating system (written to the write-ahead log, synced only at
+  /// checkpoints, SQLite `synchronous=NORMAL`) before the write returns: it survives a process
+  /// crash; a power loss or kernel crash may lose the last commits, never corrupt the file.
+  normal,
+};
+
+/// `"full"` or `"normal"`.
+constexpr std::string_view to_string(Durability d) noexcept {
+  switch (d) {
+    case Durability::full: return "full";
+    case Durability::normal: return "normal";
+  }
+  return "unknown";
+}
 
 /// Settings fixed when a Database is constructed.
 struct Options {
@@ -15,6 +38,15 @@ struct Options {
   /// events (for `Start::after` / `Start::oldest`). From 1 to `max_channel_capacity`
   /// (`errc::invalid_argument` otherwise); slot memory is allocated as it is used.
   std::size_t channel_capacity = 10'000;
+
+  /// Durable database only: when a write returns, its commit is on disk (`full`, fsync) or
+  /// handed to the operating system (`normal`). Ignored by the in-memory Database.
+  Durability durability = Durability::full;
+
+  /// Durable database only: how many change-log events are kept on disk for `Start::after`
+  /// across restarts (0: no log; resuming then reaches back only as far as the in-memory
+  /// history). Ignored by the in-memory Database.
+  std::uint64_t history = 1'000'000;
 };
 
 }  // namespace aurora
