@@ -22,6 +22,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace aurora::detail {
 
@@ -89,6 +90,14 @@ class subscriber final : public ring_waiter,
     ring_->add_subscriber();
   }
 
+  // Events read before anything else (a durable database's change-log replay, already in order
+  // and limited to the subscription's collection; the filter applies on delivery). Call once,
+  // after attach() and before the Subscription is handed out.
+  void preload(std::vector<event_ptr> events) noexcept {
+    replay_ = std::move(events);
+    replay_next_ = 0;
+  }
+
   // False once unsubscribed.
   [[nodiscard]] bool is_open() const noexcept { return !unsubscribed_.load(std::memory_order_acquire); }
 
@@ -110,6 +119,14 @@ class subscriber final : public ring_waiter,
   RecvResult try_recv() {
     if (!is_open()) return RecvResult(RecvError{errc::closed});
     event_ptr ev;
+    while (replay_next_ < replay_.size()) {
+      ev = std::move(replay_[replay_next_++]);
+      if (replay_next_ == replay_.size()) {  // done: free the replayed events' slots
+        std::vector<event_ptr>().swap(replay_);
+        replay_next_ = 0;
+      }
+      if (auto t = deliverable(*ev)) return {std::move(ev), *t};
+    }
     for (;;) {
       std::uint64_t missed = 0;
       if (backlog_) {
@@ -272,7 +289,9 @@ class subscriber final : public ring_waiter,
   }
 
   // True when try_recv() would not report empty.
-  [[nodiscard]] bool has_news() const noexcept { return backlog_ || !is_open() || ring_->ready(cursor_); }
+  [[nodiscard]] bool has_news() const noexcept {
+    return replay_next_ < replay_.size() || backlog_ || !is_open() || ring_->ready(cursor_);
+  }
 
   [[nodiscard]] bool cancelled() const noexcept {
     return cancelled_number_.load(std::memory_order_acquire) == receive_number_.load(std::memory_order_relaxed);
@@ -340,6 +359,8 @@ class subscriber final : public ring_waiter,
   std::shared_ptr<event_ring> ring_;
   std::uint64_t cursor_ = 0;
   std::optional<backlog> backlog_;
+  std::vector<event_ptr> replay_;  // see preload()
+  std::size_t replay_next_ = 0;
   std::optional<compiled_filter> filter_;
   unsigned budget_check_ = recv_budget_check;
   std::chrono::steady_clock::time_point running_since_ = std::chrono::steady_clock::now();
