@@ -3,6 +3,7 @@
 #pragma once
 
 #include <aurora/change_event.hpp>
+#include <aurora/detail/durable.hpp>
 #include <aurora/detail/hub.hpp>
 #include <aurora/detail/storable.hpp>
 #include <aurora/detail/string_map.hpp>
@@ -20,8 +21,10 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <concepts>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
@@ -67,18 +70,48 @@ concept EventClock = requires {
 /// `Clock` stamps events (`std::chrono::system_clock` by default; tests may pass their own).
 /// Timestamps never decrease in sequence order, even when the clock steps back.
 ///
+/// `Storage` keeps the database beyond the process: the default keeps nothing (in memory only);
+/// `aurora::sqlite::DurableStorage` (`aurora::DurableDatabase`, `<aurora/sqlite.hpp>`) makes
+/// every commit durable in an SQLite file before it is published. Such a storage adds the path
+/// constructor and `id()`; see `<aurora/sqlite.hpp>` for what it guarantees.
+///
 /// Thread safety: every member function may be called from any thread at any time. Writes are
 /// serialised into one commit order; reads run concurrently with each other. Destroying the
 /// Database closes every channel: subscriptions read what is still unread, then `errc::closed`.
-template <EventClock Clock = std::chrono::system_clock>
+/// Destroy a durable database only when no write is in progress.
+template <EventClock Clock = std::chrono::system_clock, class Storage = detail::memory_storage>
 class BasicDatabase {
+  static constexpr bool durable = Storage::durable;
+
  public:
   /// The clock that stamps events.
   using clock_type = Clock;
 
+  /// The storage type (`detail::memory_storage` for the in-memory database).
+  using storage_type = Storage;
+
   /// An empty database. Throws `aurora::error(errc::invalid_argument)` when
   /// `options.channel_capacity` is 0 or above `max_channel_capacity`.
-  explicit BasicDatabase(Options options = {}) : options_(check(options)), hub_(options_.channel_capacity, 0) {}
+  explicit BasicDatabase(Options options = {}) requires(!Storage::durable)
+      : options_(check(options)), hub_(options_.channel_capacity, 0) {}
+
+  /// Durable database only: opens the database file `path`, creating it if it does not exist,
+  /// and loads its collections and documents into memory; sequences continue after the last
+  /// stored one. `options.durability` and `options.history` set how commits are made durable
+  /// and how many change-log events are kept for `Start::after`.
+  ///
+  /// Errors: `invalid_argument` for `options.channel_capacity` (as the in-memory constructor);
+  /// `storage_error` when the file cannot be opened or read (locked by another process, not an
+  /// Aurora database, corrupt, newer format, I/O error), with the engine's message.
+  explicit BasicDatabase(const std::string& path, Options options = {}) requires(Storage::durable)
+      : options_(check(options)),
+        storage_(
+            path, options_, [this](std::span<detail::commit_batch> group) { publish_group(group); },
+            [this](std::span<detail::commit_batch> group) { discard_group(group); }),
+        hub_(options_.channel_capacity, storage_.last_sequence()) {
+    durable_.stamped = storage_.last_sequence();
+    load_storage();
+  }
 
   BasicDatabase(const BasicDatabase&) = delete;
   BasicDatabase& operator=(const BasicDatabase&) = delete;
@@ -191,6 +224,8 @@ class BasicDatabase {
   }
 
   /// A copy of document `id`, or nothing when the collection or the document is not there.
+  /// On a durable database it may show a write whose commit is still being made durable (the
+  /// write has not returned yet; if that commit fails, the change is undone).
   [[nodiscard]] std::optional<Document> get(std::string_view collection, std::string_view id) const {
     const auto lock = read_lock();
     const Document* doc = find(collection, id);
@@ -212,6 +247,7 @@ class BasicDatabase {
     Snapshot snap;
     {
       const auto lock = read_lock();
+      if constexpr (durable) settle();
       snap.sequence = hub_.last_sequence();
       auto c = collections_.find(collection);
       if (c != collections_.end()) {
@@ -239,8 +275,21 @@ class BasicDatabase {
   /// The sequence of the last commit (0 before the first).
   [[nodiscard]] std::uint64_t last_sequence() const {
     const auto lock = read_lock();
-    return hub_.last_sequence();
+    if constexpr (durable) {
+      const std::lock_guard hub_lock(durable_.publish_mutex);
+      return hub_.last_sequence();
+    } else {
+      return hub_.last_sequence();
+    }
   }
+
+  /// Durable database only: the database id, a UUID made when the file was created and the
+  /// same after every reopen (tells a sequence of this database from another's).
+  [[nodiscard]] const std::string& id() const noexcept requires(Storage::durable) { return storage_.id(); }
+
+  /// Durable database only: the storage (`sqlite::DurableStorage::storage()` gives the SQLite
+  /// file's `pragmas()` and `integrity_check()`). Do not write through it.
+  [[nodiscard]] Storage& storage() noexcept requires(Storage::durable) { return storage_; }
 
   /// A subscription to `collection`'s changes, optionally filtered, from `start` on: by default
   /// the events committed after this call returns; `Start::after(s)` every event with a
@@ -250,7 +299,10 @@ class BasicDatabase {
   ///
   /// Errors: `invalid_argument` if `collection` is empty or `s > last_sequence()`;
   /// `history_lost` if events after `s` are no longer retained (the database keeps its last
-  /// `channel_capacity` events, whatever their collection).
+  /// `channel_capacity` events, whatever their collection; a durable one also its change log of
+  /// `Options::history` events, which `after(s)` and `oldest()` read first when they reach back
+  /// further than memory, then hand off to live events); `storage_error` if reading the change
+  /// log fails.
   [[nodiscard]] Subscription subscribe(std::string_view collection, std::optional<EventFilter> filter = {},
                                        Start start = Start::now()) {
     check_collection(collection, "subscribe");
@@ -282,6 +334,7 @@ class BasicDatabase {
     Watch w;
     {
       const auto lock = read_lock();
+      if constexpr (durable) settle();
       w.snapshot.sequence = hub_.last_sequence();
       if (auto c = collections_.find(collection); c != collections_.end()) {
         for (const auto& [id, doc] : c->second) {
@@ -322,10 +375,18 @@ class BasicDatabase {
   // applied, newest first, from the before-images its events hold. Single writes validate
   // their input before they make a scope and call the apply_* members; a Transaction calls the
   // transaction_ops members, which validate under the lock. Storage that makes commits durable
-  // plugs in at commit(), between stamping and publishing.
+  // plugs in at commit(), between stamping and publishing (see commit_durable).
   class commit_scope final : public detail::transaction_ops {
    public:
-    explicit commit_scope(BasicDatabase& db) : db_(db), lock_(db.mutex_), now_(Clock::now()) {}
+    explicit commit_scope(BasicDatabase& db) : db_(db), lock_(db.mutex_), now_(Clock::now()) {
+      if constexpr (durable) {
+        if (db.durable_.refused.load(std::memory_order_acquire)) {
+          throw error(errc::storage_error,
+                      "write refused: an earlier durable commit failed; the database accepts no more writes until it "
+                      "is reopened");
+        }
+      }
+    }
 
     commit_scope(const commit_scope&) = delete;
     commit_scope& operator=(const commit_scope&) = delete;
@@ -435,12 +496,23 @@ class BasicDatabase {
     }
 
     // Stamps, publishes, unlocks, wakes. Throws only what preparing the channels throws
-    // (std::bad_alloc), and then the scope is rolled back when destroyed.
+    // (std::bad_alloc), and then the scope is rolled back when destroyed. Durable: publishing
+    // waits for the durable commit (commit_durable), which also throws invalid_document (not
+    // UTF-8; rolled back) and storage_error (undone by discard_group).
     void commit() {
       if (events_.empty()) {
         committed_ = true;
         return;
       }
+      if constexpr (durable) {
+        commit_durable();
+      } else {
+        commit_in_memory();
+      }
+    }
+
+   private:
+    void commit_in_memory() {
       const std::span<const detail::event_ptr> events(events_);
       db_.hub_.prepare(events, batch_);
       const std::uint64_t first = db_.hub_.last_sequence() + 1;
@@ -460,7 +532,42 @@ class BasicDatabase {
       batch_.wake();
     }
 
-   private:
+    // Durable: checks the documents can be stored, stamps (timestamps at the microsecond, as the
+    // change log keeps them, so live and replayed events are equal), queues the commit for the
+    // storage, unlocks, and waits until it is durable and published (by whichever writer leads
+    // its group). A failed group's changes are undone by discard_group before this throws.
+    void commit_durable() {
+      for (const detail::event_ptr& ev : events_) {
+        if (ev->document && !detail::all_utf8(*ev->document)) {
+          throw error(errc::invalid_document, std::string(to_string(ev->operation)) + " of " +
+                                                  detail::quoted(ev->document_id) + " in " +
+                                                  detail::quoted(ev->collection) +
+                                                  ": the document holds a string that is not valid UTF-8 (a durable "
+                                                  "database stores documents as JSON text)");
+        }
+      }
+      const std::uint64_t first = db_.durable_.stamped + 1;
+      const std::uint64_t last = first + events_.size() - 1;
+      const std::chrono::system_clock::time_point timestamp =
+          std::chrono::floor<std::chrono::microseconds>(std::max(db_.last_timestamp_, now_));
+      for (std::size_t i = 0; i < events_.size(); ++i) {
+        auto& ev = const_cast<ChangeEvent&>(*events_[i]);  // not shared with any reader yet
+        ev.sequence = first + i;
+        ev.commit = last;
+        ev.timestamp = timestamp;
+      }
+      detail::commit_batch batch;
+      batch.events = events_;  // a copy: events_ keeps the before-images if enqueue throws
+      batch.created.reserve(created_.size());
+      for (const std::string* name : created_) batch.created.push_back(*name);
+      const std::uint64_t ticket = db_.storage_.enqueue(std::move(batch));
+      db_.durable_.stamped = last;
+      db_.last_timestamp_ = timestamp;
+      committed_ = true;
+      lock_.unlock();
+      db_.storage_.wait(ticket);
+    }
+
     static std::shared_ptr<ChangeEvent> make_event(std::string_view collection, std::string_view id, OperationType op) {
       auto ev = std::make_shared<ChangeEvent>();
       ev->collection = collection;
@@ -587,16 +694,175 @@ class BasicDatabase {
       channels.reserve(4);
       channels.push_back(std::make_shared<detail::event_ring>(options_.channel_capacity));
     }
-    {
+    if constexpr (durable) {
+      subscribe_durable(*state, collection, start, channels);
+    } else {
       const auto lock = read_lock();
       hub_.subscribe(*state, collection, start, channels);
     }
     return detail::subscription_access::make(std::move(state));
   }
 
+  // Durable: a start older than the in-memory history is served from the change log. Under the
+  // commit lock and publish_mutex (nothing is published meanwhile) note the live head H and
+  // attach to the live channel after H; then, without the locks, read the log from s + 1 to H
+  // (all durable, since H was published) and preload the subscription with the events of its
+  // collection. The filter applies on delivery, as for live events: no gap, no duplicate.
+  void subscribe_durable(detail::subscriber& state, std::string_view collection, Start start,
+                         std::vector<std::shared_ptr<detail::event_ring>>& channels) {
+    bool from_log = false;
+    std::uint64_t after = 0;
+    std::uint64_t head = 0;
+    {
+      const auto lock = read_lock();
+      const std::lock_guard hub_lock(durable_.publish_mutex);
+      head = hub_.last_sequence();
+      const std::uint64_t in_memory = hub_.oldest_retained();
+      const std::uint64_t logged = storage_.oldest_logged();
+      if (start.kind() == Start::Kind::oldest && logged < in_memory) start = Start::after(logged - 1);
+      if (start.kind() == Start::Kind::after && start.sequence() <= head && start.sequence() + 1 < in_memory) {
+        if (start.sequence() + 1 < logged) {
+          throw error(errc::history_lost, "subscribe: the events after sequence " + std::to_string(start.sequence()) +
+                                              " are no longer retained; the oldest retained sequence is " +
+                                              std::to_string(std::min(logged, in_memory)));
+        }
+        from_log = true;
+        after = start.sequence();
+        start = Start::now();
+      }
+      hub_.subscribe(state, collection, start, channels);
+    }
+    if (!from_log) return;
+    std::vector<detail::event_ptr> replay;
+    constexpr std::size_t page = 4096;
+    while (after < head) {
+      const std::size_t n = storage_.read_log(
+          after, static_cast<std::size_t>(std::min<std::uint64_t>(head - after, page)), [&](detail::event_ptr ev) {
+            after = ev->sequence;
+            if (collection.empty() || ev->collection == collection) {
+              replay.push_back(std::move(ev));
+            }
+          });
+      if (n == 0) {
+        throw error(errc::storage_error, "subscribe: the change log ends at sequence " + std::to_string(after) +
+                                             ", before the last published one, " + std::to_string(head));
+      }
+    }
+    state.preload(std::move(replay));
+  }
+
+  // A durable database's commit state. `stamped` (the last sequence handed out; guarded by the
+  // commit lock) runs ahead of the hub's last sequence while commits wait to be durable.
+  // `publish_mutex` serialises the hub between the leader's publish (which runs without the
+  // commit lock) and subscribe; `published` is notified after each publish and on failure.
+  struct durable_state {
+    std::uint64_t stamped = 0;
+    mutable std::mutex publish_mutex;
+    mutable std::condition_variable published;
+    bool failed = false;               // guarded by publish_mutex
+    std::atomic<bool> refused{false};  // a commit failed: every later write throws storage_error
+  };
+  struct no_durable_state {};
+
+  // Durable: loads the stored collections and documents (at construction, before any sharing).
+  void load_storage() {
+    struct visitor {
+      BasicDatabase& db;
+      void collection(std::string_view name) { db.collections_.try_emplace(std::string(name)); }
+      void document(std::string_view collection, std::string_view id, Document&& doc) {
+        auto c = db.collections_.find(collection);
+        if (c == db.collections_.end()) c = db.collections_.try_emplace(std::string(collection)).first;
+        c->second.insert_or_assign(std::string(id), std::move(doc));
+      }
+    };
+    storage_.load(visitor{*this});
+    // Timestamps never decrease across a reopen either: start from the last logged one.
+    const std::uint64_t last = storage_.last_sequence();
+    if (last > 0 && storage_.oldest_logged() <= last) {
+      storage_.read_log(last - 1, 1, [this](const detail::event_ptr& ev) { last_timestamp_ = ev->timestamp; });
+    }
+  }
+
+  // Durable, with the commit lock held (shared, or exclusively by a transaction): waits until
+  // every stamped commit is published, so that memory and the hub agree. No commit can be
+  // stamped meanwhile, and the commits waiting are led by their own writers (who need only
+  // publish_mutex), so this ends. Errors: storage_error when a commit failed and its changes
+  // are still in memory (their undo waits for the commit lock this caller holds); once undone,
+  // memory and the hub agree again and reads go on.
+  void settle() const {
+    std::unique_lock lock(durable_.publish_mutex);
+    durable_.published.wait(lock, [this] { return durable_.failed || hub_.last_sequence() == durable_.stamped; });
+    if (hub_.last_sequence() != durable_.stamped) {
+      throw error(errc::storage_error,
+                  "a durable commit failed while this read waited for it; the database refuses writes until it is "
+                  "reopened");
+    }
+  }
+
+  // Durable, on the leader's thread after the group is durable: publishes its events in one
+  // call (they become readable together), then wakes the readers. Throws std::bad_alloc (the
+  // group then fails; discard_group undoes it in memory).
+  void publish_group(std::span<detail::commit_batch> group) {
+    std::vector<detail::event_ptr> merged;
+    std::span<const detail::event_ptr> events;
+    if (group.size() == 1) {
+      events = group.front().events;
+    } else {
+      std::size_t n = 0;
+      for (const auto& b : group) n += b.events.size();
+      merged.reserve(n);
+      for (const auto& b : group) merged.insert(merged.end(), b.events.begin(), b.events.end());
+      events = merged;
+    }
+    detail::wake_batch batch;
+    {
+      const std::lock_guard lock(durable_.publish_mutex);
+      hub_.prepare(events, batch);
+      hub_.publish(events, batch);
+    }
+    durable_.published.notify_all();
+    batch.wake();
+  }
+
+  // Durable, on the leader's thread when a group failed, before its writers wake: refuses
+  // every later write, wakes settle(), then undoes the failed batches (and those queued behind
+  // them) newest first under the commit lock.
+  void discard_group(std::span<detail::commit_batch> batches) noexcept {
+    durable_.refused.store(true, std::memory_order_release);
+    {
+      const std::lock_guard lock(durable_.publish_mutex);
+      durable_.failed = true;
+    }
+    durable_.published.notify_all();
+    const std::unique_lock lock(mutex_);
+    for (std::size_t b = batches.size(); b-- > 0;) {
+      const auto& events = batches[b].events;
+      for (std::size_t i = events.size(); i-- > 0;) {
+        const ChangeEvent& ev = *events[i];
+        auto c = collections_.find(ev.collection);
+        if (c == collections_.end()) continue;
+        if (ev.operation == OperationType::Insert) {
+          c->second.erase(ev.document_id);
+        } else if (ev.old_document) {
+          try {
+            c->second.insert_or_assign(ev.document_id, *ev.old_document);
+          } catch (...) {  // out of memory: cannot be undone (the database refuses writes anyway)
+          }
+        }
+      }
+      for (const std::string& name : batches[b].created) {
+        auto c = collections_.find(name);
+        if (c != collections_.end() && c->second.empty()) collections_.erase(c);
+      }
+    }
+    durable_.stamped = hub_.last_sequence();
+  }
+
   Options options_;
   mutable std::shared_mutex mutex_;          // the commit lock
   detail::string_map<doc_map> collections_;  // a collection exists from its first insert
+  [[no_unique_address]] Storage storage_;
+  [[no_unique_address]] std::conditional_t<durable, durable_state, no_durable_state> durable_;
   detail::hub hub_;
   std::chrono::system_clock::time_point last_timestamp_{};
   detail::uuid_v7_generator ids_;

@@ -1,0 +1,117 @@
+// aurora::sqlite::DurableStorage: the storage a DurableDatabase plugs into its commit seam: an
+// sqlite::Storage (documents, collections, change log) and the group committer in front of it.
+#pragma once
+
+#include <aurora/change_event.hpp>
+#include <aurora/detail/durable.hpp>
+#include <aurora/errc.hpp>
+#include <aurora/options.hpp>
+#include <aurora/sqlite/detail/group_commit.hpp>
+#include <aurora/sqlite/storage.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace aurora::sqlite {
+
+/// The `Storage` parameter of `aurora::DurableDatabase` (`BasicDatabase<Clock, DurableStorage>`):
+/// one `sqlite::Storage` file and a leader/follower group committer, so that the commits of
+/// concurrent writers share one SQLite transaction and one fsync. It starts no thread: the
+/// writing threads lead the groups in turn.
+///
+/// The database calls it as follows. Under its commit lock a write applies its changes, stamps
+/// its events and calls `enqueue`; after releasing the lock it calls `wait(ticket)`. The leader
+/// writes a group with `Storage::write`, then calls the database's `publish` hook (the group's
+/// events become visible to subscribers only now, after the durable commit). If the write or
+/// the publish fails, the `discard` hook gets the failed group and every batch queued behind
+/// it (to undo them in memory) before any of their writers is woken with `storage_error`, and
+/// every later `enqueue` throws `storage_error`.
+///
+/// Thread safety: every member function may be called from any thread; the hooks run on the
+/// leading writer's thread, one group at a time, in commit order.
+class DurableStorage {
+ public:
+  /// Marks a storage whose commits BasicDatabase must make durable before publishing.
+  static constexpr bool durable = true;
+
+  /// What the hooks receive: the batches of one group (or, for `discard`, of a failed group and
+  /// the batches behind it), in commit order.
+  using hook = std::function<void(std::span<aurora::detail::commit_batch>)>;
+
+  /// The most commits written in one group (one SQLite transaction).
+  static constexpr std::size_t max_group = 1024;
+
+  /// Opens (or creates) the database file `path` with `options.durability` and
+  /// `options.history` (see sqlite::Storage). `publish` and `discard` are the database's hooks
+  /// (`discard` must not throw). Errors: as the sqlite::Storage constructor (storage_error).
+  DurableStorage(const std::string& path, const Options& options, hook publish, hook discard)
+      : storage_(path, options.durability, options.history),
+        group_([this](std::span<aurora::detail::commit_batch> group) { write(group); }, std::move(publish), max_group,
+               std::move(discard)) {}
+
+  DurableStorage(const DurableStorage&) = delete;
+  DurableStorage& operator=(const DurableStorage&) = delete;
+
+  /// The database id (a UUID made when the file was created).
+  [[nodiscard]] const std::string& id() const noexcept { return storage_.id(); }
+
+  /// The sequence of the last event made durable.
+  [[nodiscard]] std::uint64_t last_sequence() const noexcept { return storage_.last_sequence(); }
+
+  /// The oldest sequence still in the change log (`last_sequence() + 1` when it is empty).
+  [[nodiscard]] std::uint64_t oldest_logged() const noexcept { return storage_.oldest_logged(); }
+
+  /// The underlying SQLite storage (for `pragmas()`, `integrity_check()`, ...). Do not write
+  /// through it while the database is open.
+  [[nodiscard]] Storage& storage() noexcept { return storage_; }
+
+  /// As `Storage::load`.
+  template <LoadVisitor Visitor>
+  std::size_t load(Visitor&& visitor) {
+    return storage_.load(visitor);
+  }
+
+  /// As `Storage::read_log`.
+  template <class Sink>
+  std::size_t read_log(std::uint64_t after, std::size_t limit, Sink&& sink) {
+    return storage_.read_log(after, limit, sink);
+  }
+
+  /// Queues one commit (its events stamped with the next sequences); call it under the
+  /// database's commit lock, so that commits queue in sequence order. Errors: storage_error
+  /// after a failed commit (nothing queued).
+  std::uint64_t enqueue(aurora::detail::commit_batch batch) { return group_.enqueue(std::move(batch)); }
+
+  /// Returns once the commit of `ticket` is durable and published, leading groups while
+  /// needed; call it without the commit lock. Errors: storage_error when its group (or an
+  /// earlier one) failed; its changes are then undone in memory already.
+  void wait(std::uint64_t ticket) { group_.wait(ticket); }
+
+ private:
+  // One SQLite transaction for the whole group.
+  void write(std::span<aurora::detail::commit_batch> group) {
+    if (group.size() == 1) {
+      storage_.write(group.front().events);
+      return;
+    }
+    std::size_t n = 0;
+    for (const auto& batch : group) n += batch.events.size();
+    std::vector<std::shared_ptr<const ChangeEvent>> events;
+    events.reserve(n);
+    for (const auto& batch : group) events.insert(events.end(), batch.events.begin(), batch.events.end());
+    storage_.write(events);
+  }
+
+  Storage storage_;
+  detail::group_commit<aurora::detail::commit_batch, std::function<void(std::span<aurora::detail::commit_batch>)>, hook,
+                       hook>
+      group_;
+};
+
+}  // namespace aurora::sqlite
