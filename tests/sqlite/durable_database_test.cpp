@@ -1,0 +1,291 @@
+// aurora::DurableDatabase: reopening, group commit, transactions, UTF-8 checks and resuming a
+// subscription from the change log across a restart (with writers running during the hand-off).
+#include "support.hpp"
+
+#include <aurora/sqlite.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using aurora::Document;
+using aurora::DurableDatabase;
+using aurora::errc;
+using aurora::OperationType;
+using aurora::Options;
+using aurora::Start;
+using aurora_sqlite_test::event_ptr;
+using aurora_sqlite_test::temp_dir;
+
+// Every event a subscription holds right now (the writers are done: nothing is in flight).
+std::vector<event_ptr> drain(aurora::Subscription& sub) {
+  std::vector<event_ptr> out;
+  for (;;) {
+    aurora::RecvResult r = sub.try_recv();
+    if (!r) {
+      REQUIRE(r.error().code == errc::empty);
+      return out;
+    }
+    out.push_back(r.event());
+  }
+}
+
+errc code_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const aurora::error& e) {
+    return e.code();
+  }
+  FAIL("no aurora::error thrown");
+  return errc::empty;
+}
+
+Options small(std::size_t capacity = 8, std::uint64_t history = 1'000'000) {
+  Options o;
+  o.channel_capacity = capacity;
+  o.history = history;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("DurableDatabase: reopening restores documents, collections, sequence and id", "[durable]") {
+  temp_dir dir;
+  const std::string path = dir.file("db");
+  std::string id;
+  std::string a;
+  std::uint64_t last = 0;
+  {
+    DurableDatabase db(path);
+    id = db.id();
+    CHECK(id.size() == 36);
+    a = db.insert("orders", {{"sku", "A1"}, {"qty", 2}});
+    db.insert("orders", "o-2", {{"sku", "B2"}});
+    db.update("orders", a, {{"qty", 3}});
+    db.insert("tmp", "x", {{"v", 1}});
+    db.remove("tmp", "x");  // an emptied collection stays
+    last = db.last_sequence();
+    CHECK(last == 5);
+    CHECK(db.storage().storage().pragmas().synchronous == 2);
+  }
+  DurableDatabase db(path, small());
+  CHECK(db.id() == id);
+  CHECK(db.last_sequence() == last);
+  CHECK(db.collections() == std::vector<std::string>{"orders", "tmp"});
+  CHECK(db.size("orders") == 2);
+  CHECK(db.size("tmp") == 0);
+  CHECK(*db.get("orders", a) == Document{{"sku", "A1"}, {"qty", 3}});
+  CHECK(*db.get("orders", "o-2") == Document{{"sku", "B2"}});
+  auto sub = db.subscribe_global();
+  db.insert("orders", "o-3", {{"sku", "C3"}});
+  const auto events = drain(sub);
+  REQUIRE(events.size() == 1);
+  CHECK(events[0]->sequence == last + 1);  // continues, never repeats
+  CHECK(code_of([&] { db.insert("orders", "o-3", {{"x", 1}}); }) == errc::already_exists);
+}
+
+TEST_CASE("DurableDatabase: Durability::normal is in force", "[durable]") {
+  temp_dir dir;
+  Options o;
+  o.durability = aurora::Durability::normal;
+  DurableDatabase db(dir.file("db"), o);
+  CHECK(db.storage().storage().pragmas().synchronous == 1);
+}
+
+TEST_CASE("DurableDatabase: a write is published only once durable, in order, from many threads", "[durable]") {
+  temp_dir dir;
+  const std::string path = dir.file("db");
+  constexpr int threads = 4;
+  constexpr int per_thread = 150;
+  {
+    DurableDatabase db(path);
+    auto sub = db.subscribe_global();
+    std::vector<std::thread> writers;
+    std::atomic<bool> published_before_durable{false};
+    for (int t = 0; t < threads; ++t) {
+      writers.emplace_back([&, t] {
+        for (int i = 0; i < per_thread; ++i) {
+          db.insert("c", "t" + std::to_string(t) + "-" + std::to_string(i), {{"i", i}});
+          // Whatever is published is durable: the published head never passes the stored one.
+          if (db.last_sequence() > db.storage().last_sequence()) published_before_durable = true;
+        }
+      });
+    }
+    for (auto& w : writers) w.join();
+    CHECK_FALSE(published_before_durable.load());
+    const auto events = drain(sub);
+    REQUIRE(events.size() == threads * per_thread);
+    for (std::size_t i = 0; i < events.size(); ++i) CHECK(events[i]->sequence == i + 1);
+  }
+  DurableDatabase db(path);
+  CHECK(db.size("c") == threads * per_thread);
+  CHECK(db.last_sequence() == threads * per_thread);
+  const auto check = aurora_sqlite_test::check_database(path, threads * per_thread);
+  INFO(check.failure);
+  CHECK(check.ok());
+}
+
+TEST_CASE("DurableDatabase: transactions are durable all or nothing", "[durable]") {
+  temp_dir dir;
+  const std::string path = dir.file("db");
+  {
+    DurableDatabase db(path);
+    db.insert("accounts", "a", {{"balance", 100}});
+    db.insert("accounts", "b", {{"balance", 0}});
+    db.transaction([](aurora::Transaction& tx) {
+      tx.update("accounts", "a", {{"balance", 70}});
+      tx.update("accounts", "b", {{"balance", 30}});
+      tx.insert("transfers", "t1", {{"amount", 30}});
+    });
+    CHECK_THROWS_AS(db.transaction([](aurora::Transaction& tx) {
+      tx.update("accounts", "a", {{"balance", 0}});
+      tx.insert("transfers", "t2", {{"amount", 70}});
+      throw std::runtime_error("abort");
+    }),
+                    std::runtime_error);
+    CHECK(db.last_sequence() == 5);
+  }
+  DurableDatabase db(path);
+  CHECK(*db.get("accounts", "a") == Document{{"balance", 70}});
+  CHECK(*db.get("accounts", "b") == Document{{"balance", 30}});
+  CHECK(db.size("transfers") == 1);
+  CHECK_FALSE(db.get("transfers", "t2"));
+  auto sub = db.subscribe_global({}, Start::after(2));
+  const auto events = drain(sub);
+  REQUIRE(events.size() == 3);
+  for (const auto& ev : events) CHECK(ev->commit == 5);
+  CHECK(events[0]->timestamp == events[2]->timestamp);
+}
+
+TEST_CASE("DurableDatabase: a string that is not UTF-8 is refused at write time", "[durable]") {
+  temp_dir dir;
+  DurableDatabase db(dir.file("db"));
+  db.insert("c", "a", {{"v", 1}});
+  auto sub = db.subscribe("c");
+  CHECK(code_of([&] { db.insert("c", "b", {{"v", "\xff"}}); }) == errc::invalid_document);
+  CHECK(code_of([&] { db.update("c", "a", {{"k\xc0", 1}}); }) == errc::invalid_document);
+  CHECK(code_of([&] {
+          db.transaction([](aurora::Transaction& tx) {
+            tx.update("c", "a", {{"v", 2}});
+            tx.insert("new", "x", {{"v", "\xed\xa0\x80"}});  // a surrogate
+          });
+        }) == errc::invalid_document);
+  CHECK(*db.get("c", "a") == Document{{"v", 1}});
+  CHECK_FALSE(db.get("c", "b"));
+  CHECK(db.collections() == std::vector<std::string>{"c"});
+  CHECK(drain(sub).empty());
+  db.insert("c", "b", {{"v", "caf\xc3\xa9 \xf0\x9f\x98\x80"}});  // not sticky
+  CHECK(db.last_sequence() == 2);
+}
+
+TEST_CASE("DurableDatabase: Start::after reads the change log across a restart", "[durable]") {
+  temp_dir dir;
+  const std::string path = dir.file("db");
+  std::vector<nlohmann::json> live;  // as delivered live in the first run
+  {
+    DurableDatabase db(path, small());
+    auto sub = db.subscribe_global();
+    for (int i = 0; i < 30; ++i) db.insert(i % 2 == 0 ? "even" : "odd", "d" + std::to_string(i), {{"i", i}});
+    for (const auto& ev : drain(sub)) live.emplace_back(*ev);
+  }
+  DurableDatabase db(path, small());
+  CHECK(db.last_sequence() == 30);
+
+  // Global: the log from s + 1, equal to what was delivered live (timestamps at the microsecond).
+  auto all = db.subscribe_global({}, Start::after(0));
+  auto replayed = drain(all);
+  REQUIRE(replayed.size() == 30);
+  for (std::size_t i = 0; i < replayed.size(); ++i) CHECK(nlohmann::json(*replayed[i]) == live[i]);
+
+  // A collection with a filter, then live events after the hand-off.
+  aurora::EventFilter f;
+  f.where = aurora::Query::parse({{"i", {{"$gte", 10}}}});
+  auto evens = db.subscribe("even", f, Start::after(5));
+  db.insert("even", "d30", {{"i", 30}});
+  db.insert("odd", "d31", {{"i", 31}});
+  const auto got = drain(evens);
+  std::vector<int> is;
+  for (const auto& ev : got) is.push_back(ev->document->at("i").get<int>());
+  CHECK(is == std::vector<int>{10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30});
+
+  // Start::oldest reaches back into the log; after(last) is now; after(last + 1) is invalid.
+  auto oldest = db.subscribe_global({}, Start::oldest());
+  CHECK(drain(oldest).size() == 32);
+  auto now = db.subscribe_global({}, Start::after(db.last_sequence()));
+  CHECK(drain(now).empty());
+  CHECK(code_of([&] { (void)db.subscribe_global({}, Start::after(db.last_sequence() + 1)); }) ==
+        errc::invalid_argument);
+}
+
+TEST_CASE("DurableDatabase: history_lost when the log was trimmed", "[durable]") {
+  temp_dir dir;
+  const std::string path = dir.file("db");
+  {
+    DurableDatabase db(path, small(4, 10));
+    for (int i = 0; i < 30; ++i) db.insert("c", {{"i", i}});
+  }
+  DurableDatabase db(path, small(4, 10));
+  try {
+    (void)db.subscribe_global({}, Start::after(5));
+    FAIL("expected history_lost");
+  } catch (const aurora::error& e) {
+    CHECK(e.code() == errc::history_lost);
+    CHECK_THAT(e.what(), Catch::Contains("21"));
+  }
+  auto sub = db.subscribe("c", {}, Start::after(20));
+  CHECK(drain(sub).size() == 10);
+}
+
+TEST_CASE("DurableDatabase: resuming across a restart with writers running: no gap, no duplicate", "[durable]") {
+  temp_dir dir;
+  const std::string path = dir.file("db");
+  std::uint64_t stored = 0;  // the consumer's stored position
+  {
+    DurableDatabase db(path, small(4096));
+    auto sub = db.subscribe_global();
+    for (int i = 0; i < 200; ++i) db.insert(i % 3 == 0 ? "a" : "b", {{"i", i}});
+    const auto first = drain(sub);
+    REQUIRE(first.size() == 200);
+    stored = first[120]->sequence;  // consumed up to here before the restart
+  }
+  for (const bool global : {true, false}) {
+    DurableDatabase db(path, small(4096));  // after a reopen memory holds no history: the log serves
+    const std::uint64_t before = db.last_sequence();
+    std::atomic<bool> go{false};
+    std::vector<std::thread> writers;
+    for (int t = 0; t < 3; ++t) {
+      writers.emplace_back([&, t] {
+        while (!go.load()) std::this_thread::yield();
+        for (int i = 0; i < 100; ++i) db.insert(t == 0 ? "a" : "b", {{"t", t}, {"i", i}});
+      });
+    }
+    go = true;
+    auto sub = global ? db.subscribe_global({}, Start::after(stored)) : db.subscribe("a", {}, Start::after(stored));
+    for (auto& w : writers) w.join();
+    const auto events = drain(sub);
+    std::vector<std::uint64_t> want;
+    {
+      auto check = db.subscribe_global({}, Start::after(stored));
+      for (const auto& ev : drain(check)) {
+        if (global || ev->collection == "a") want.push_back(ev->sequence);
+      }
+    }
+    std::vector<std::uint64_t> got;
+    for (const auto& ev : events) got.push_back(ev->sequence);
+    INFO("global " << global << ", resumed after " << stored << ", head before " << before);
+    CHECK(db.last_sequence() == before + 300);
+    CHECK(got == want);
+    CHECK(got.size() == std::set<std::uint64_t>(got.begin(), got.end()).size());
+    if (global) CHECK(got.size() == db.last_sequence() - stored);
+  }
+}
