@@ -769,9 +769,9 @@ class BasicDatabase {
     struct visitor {
       BasicDatabase& db;
       void collection(std::string_view name) { db.collections_.try_emplace(std::string(name)); }
-      void document(std::string_view collection, std::string_view id, Document&& doc) {
-        auto c = db.collections_.find(collection);
-        if (c == db.collections_.end()) c = db.collections_.try_emplace(std::string(collection)).first;
+      void document(std::string_view name, std::string_view id, Document&& doc) {
+        auto c = db.collections_.find(name);
+        if (c == db.collections_.end()) c = db.collections_.try_emplace(std::string(name)).first;
         c->second.insert_or_assign(std::string(id), std::move(doc));
       }
     };

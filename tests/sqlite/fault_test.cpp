@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstring>
 #include <string>
+#include <system_error>
 #include <vector>
 
 namespace {
@@ -273,13 +274,13 @@ TEST_CASE("DurableDatabase: a failing commit changes nothing, publishes nothing,
       plan.write_code = SQLITE_IOERR_WRITE;
       plan.fail_writes = true;
     }
-    auto code_of = [](auto fn) {
+    auto code_of = [](auto fn) -> std::error_code {
       try {
         fn();
       } catch (const aurora::error& e) {
         return e.code();
       }
-      return aurora::errc::empty;
+      return {};
     };
     CHECK(code_of([&] {
             db.transaction([](aurora::Transaction& tx) {
