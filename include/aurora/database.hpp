@@ -804,14 +804,14 @@ class BasicDatabase {
   // group then fails; discard_group undoes it in memory).
   void publish_group(std::span<detail::commit_batch> group) {
     std::vector<detail::event_ptr> merged;
-    std::span<const detail::event_ptr> events;
+    std::span<detail::event_ptr> events;  // the hub takes the events over
     if (group.size() == 1) {
       events = group.front().events;
     } else {
       std::size_t n = 0;
       for (const auto& b : group) n += b.events.size();
       merged.reserve(n);
-      for (const auto& b : group) merged.insert(merged.end(), b.events.begin(), b.events.end());
+      for (auto& b : group) merged.insert(merged.end(), b.events.begin(), b.events.end());
       events = merged;
     }
     detail::wake_batch batch;
