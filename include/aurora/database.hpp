@@ -233,7 +233,8 @@ class BasicDatabase {
     return *doc;
   }
 
-  /// How many documents `collection` holds; 0 for an unknown one.
+  /// How many documents `collection` holds; 0 for an unknown one. On a durable database it may
+  /// count a write whose commit is still being made durable, as `get` may show it.
   [[nodiscard]] std::size_t size(std::string_view collection) const {
     const auto lock = read_lock();
     auto c = collections_.find(collection);
@@ -242,7 +243,9 @@ class BasicDatabase {
 
   /// A copy of every document of `collection` (sorted by id) with the sequence of the last
   /// commit it reflects; empty for an unknown collection. Consistent: taken under the commit
-  /// order, so no write is half in it. Costs a copy of the collection. Throws only `bad_alloc`.
+  /// order, so no write is half in it. Costs a copy of the collection. Errors: `bad_alloc`; on a
+  /// durable database also `storage_error` when a commit it waited for failed (the database then
+  /// refuses writes until reopened).
   [[nodiscard]] Snapshot snapshot(std::string_view collection) const {
     Snapshot snap;
     {
@@ -322,7 +325,8 @@ class BasicDatabase {
   /// With `filter->transitions`, apply `enter`/`change` as upsert and `leave` as erase to keep an
   /// exact live copy of the filter's view. Costs a copy of the documents in view.
   ///
-  /// Errors: `invalid_argument` if `collection` is empty.
+  /// Errors: `invalid_argument` if `collection` is empty; on a durable database also
+  /// `storage_error` as `snapshot`.
   [[nodiscard]] Watch watch(std::string_view collection, std::optional<EventFilter> filter = {}) {
     check_collection(collection, "watch");
     auto state = std::make_shared<detail::subscriber>(filter);
@@ -502,6 +506,12 @@ class BasicDatabase {
     void commit() {
       if (events_.empty()) {
         committed_ = true;
+        if constexpr (durable) {
+          // Nothing to write, but what this scope read may be a commit that is not durable yet:
+          // like a write, return only once it is (storage_error if it failed).
+          lock_.unlock();
+          db_.storage_.flush();
+        }
         return;
       }
       if constexpr (durable) {
@@ -838,15 +848,16 @@ class BasicDatabase {
     for (std::size_t b = batches.size(); b-- > 0;) {
       const auto& events = batches[b].events;
       for (std::size_t i = events.size(); i-- > 0;) {
-        const ChangeEvent& ev = *events[i];
+        // Never published, and the group is their last owner: the before-image can be moved back.
+        auto& ev = const_cast<ChangeEvent&>(*events[i]);
         auto c = collections_.find(ev.collection);
         if (c == collections_.end()) continue;
         if (ev.operation == OperationType::Insert) {
           c->second.erase(ev.document_id);
         } else if (ev.old_document) {
           try {
-            c->second.insert_or_assign(ev.document_id, *ev.old_document);
-          } catch (...) {  // out of memory: cannot be undone (the database refuses writes anyway)
+            c->second.insert_or_assign(ev.document_id, std::move(*ev.old_document));
+          } catch (...) {  // out of memory re-inserting a removed id: cannot be undone (writes are refused anyway)
           }
         }
       }

@@ -93,6 +93,10 @@ class DurableStorage {
   /// earlier one) failed; its changes are then undone in memory already.
   void wait(std::uint64_t ticket) { group_.wait(ticket); }
 
+  /// Returns once every commit queued so far is durable and published (as `wait` on the last
+  /// ticket); call it without the commit lock. Errors: as `wait`.
+  void flush() { group_.flush(); }
+
  private:
   // One SQLite transaction for the whole group.
   void write(std::span<aurora::detail::commit_batch> group) {

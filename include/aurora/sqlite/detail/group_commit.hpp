@@ -76,7 +76,7 @@ class group_commit {
   // after a failed group (nothing queued).
   ticket enqueue(Batch batch) {
     const std::lock_guard lock(mutex_);
-    if (failed_) throw error(errc::storage_error, "group commit refused: an earlier commit failed (" + failure_ + ")");
+    if (failed_) throw error(errc::storage_error, "group commit refused: an earlier commit failed (" + reason() + ")");
     // Room for a failure to hand every batch to `discard` without allocating (only a failed
     // leader uses it, after failed_ is set, so never while this runs).
     const std::size_t needed = queue_.size() + 1 + max_group_;
@@ -96,8 +96,8 @@ class group_commit {
     for (;;) {
       if (t <= done_) return;
       if (failed_ && t >= failed_from_) {
-        if (t <= failed_to_) throw error(errc::storage_error, "group commit failed: " + failure_);
-        throw error(errc::storage_error, "group commit refused: an earlier commit failed (" + failure_ + ")");
+        if (t <= failed_to_) throw error(errc::storage_error, "group commit failed: " + reason());
+        throw error(errc::storage_error, "group commit refused: an earlier commit failed (" + reason() + ")");
       }
       if (!leading_) {
         lead(lock);
@@ -116,6 +116,9 @@ class group_commit {
     }
     if (last != 0) wait(last);
   }
+
+  // What made the failed group fail. Call with the lock held.
+  [[nodiscard]] std::string reason() const { return failure_.empty() ? "out of memory reporting the failure" : failure_; }
 
   // True after a group failed.
   [[nodiscard]] bool failed() const {
@@ -148,10 +151,10 @@ class group_commit {
       publish_(std::span<Batch>(group_));
     } catch (const std::exception& e) {
       ok = false;
-      failure = error_context(e);
+      failure = describe(&e, stage);
     } catch (...) {
       ok = false;
-      failure = std::string("unknown exception in ") + stage;
+      failure = describe(nullptr, stage);
     }
     if (ok) {
       group_.clear();  // the batches are destroyed outside the lock
@@ -163,20 +166,29 @@ class group_commit {
       failed_from_ = first;
       failed_to_ = last;
       failure_ = std::move(failure);
-      std::deque<Batch> dropped;
-      dropped.swap(queue_);
+      dropped_.swap(queue_);
       taken_ = enqueued_;
       lock.unlock();
       for (Batch& b : group_) spill_.push_back(std::move(b));  // reserved by enqueue: cannot throw
-      for (Batch& b : dropped) spill_.push_back(std::move(b));
+      for (Batch& b : dropped_) spill_.push_back(std::move(b));
       group_.clear();
-      dropped.clear();
+      dropped_.clear();
       discard_spill();
       spill_.clear();
       lock.lock();
     }
     leading_ = false;
     done_cv_.notify_all();
+  }
+
+  // The failure's text; empty when even that cannot be allocated, since the failure path must
+  // reach the bookkeeping that wakes every waiter.
+  static std::string describe(const std::exception* e, const char* stage) noexcept {
+    try {
+      return e != nullptr ? error_context(*e) : std::string("unknown exception in ") + stage;
+    } catch (...) {
+      return {};
+    }
   }
 
   // A throwing discard would leave memory half undone: std::terminate (noexcept) instead.
@@ -190,6 +202,7 @@ class group_commit {
   mutable std::mutex mutex_;
   std::condition_variable done_cv_;  // a group ended (done or failed)
   std::deque<Batch> queue_;
+  std::deque<Batch> dropped_;  // for the failure path of lead(): a deque allocates when constructed
   ticket enqueued_ = 0;
   ticket taken_ = 0;
   ticket done_ = 0;
