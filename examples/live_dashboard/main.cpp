@@ -3,10 +3,13 @@
 // change feed of "orders" with aurora::net::FeedServer. With --demo a writer keeps changing the
 // orders. Open the printed address in a browser.
 //
-//   live_dashboard [--port N] [--demo] [--for SECONDS] [--web DIR] [--token T]
+//   live_dashboard [--port N] [--demo] [--interval MS] [--print-totals] [--for SECONDS] [--web DIR] [--token T]
 //
 // --for SECONDS stops after that long (ctest runs it so, with --demo, and checks that the demo
-// wrote and that the page was there to serve).
+// wrote and that the page was there to serve). --interval sets the demo's pause between writes
+// (200 ms). --print-totals prints, after each demo write, the totals the page shows, computed from
+// the database itself: `totals {"sequence":S,"orders":N,"amount":A}` (the browser test,
+// tests/browser/, compares the page with them at the same sequence).
 #include <aurora/aurora.hpp>
 #include <aurora/net/feed_server.hpp>
 
@@ -37,8 +40,17 @@ namespace asio = boost::asio;
 
 namespace {
 
+// The line --print-totals prints: the orders and their amount as of the database's last commit.
+void print_totals(const aurora::Database& db) {
+  const aurora::Snapshot snap = db.snapshot("orders");
+  std::int64_t amount = 0;
+  for (const auto& [id, doc] : snap.documents) amount += doc.at("amount").get<std::int64_t>();
+  std::cout << "totals {\"sequence\":" << snap.sequence << ",\"orders\":" << snap.documents.size()
+            << ",\"amount\":" << amount << "}" << std::endl;
+}
+
 // Inserts, updates and removes orders a few times a second, like a small shop would.
-asio::awaitable<void> demo_writer(aurora::Database& db) {
+asio::awaitable<void> demo_writer(aurora::Database& db, std::chrono::milliseconds interval, bool totals) {
   asio::steady_timer timer(co_await asio::this_coro::executor);
   std::mt19937 rng(42);
   const std::vector<std::string> customers = {"ada", "grace", "linus", "barbara", "ken", "margaret"};
@@ -60,7 +72,8 @@ asio::awaitable<void> demo_writer(aurora::Database& db) {
       db.remove("orders", ids[at]);
       ids.erase(ids.begin() + static_cast<std::ptrdiff_t>(at));
     }
-    timer.expires_after(std::chrono::milliseconds(200));
+    if (totals) print_totals(db);
+    timer.expires_after(interval);
     co_await timer.async_wait(asio::use_awaitable);
   }
 }
@@ -71,12 +84,18 @@ int main(int argc, char** argv) {
   aurora::net::FeedServerOptions options;
   options.static_dir = AURORA_DASHBOARD_WEB;
   bool demo = false;
+  bool totals = false;
+  std::chrono::milliseconds interval{200};
   int seconds = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     const bool has_value = i + 1 < argc;
     if (arg == "--demo") {
       demo = true;
+    } else if (arg == "--print-totals") {
+      totals = true;
+    } else if (arg == "--interval" && has_value) {
+      interval = std::chrono::milliseconds(std::stol(argv[++i]));
     } else if (arg == "--port" && has_value) {
       options.port = static_cast<std::uint16_t>(std::stoul(argv[++i]));
     } else if (arg == "--for" && has_value) {
@@ -86,7 +105,8 @@ int main(int argc, char** argv) {
     } else if (arg == "--token" && has_value) {
       options.token = argv[++i];
     } else {
-      std::cerr << "usage: live_dashboard [--port N] [--demo] [--for SECONDS] [--web DIR] [--token T]\n";
+      std::cerr << "usage: live_dashboard [--port N] [--demo] [--interval MS] [--print-totals] [--for SECONDS] "
+                   "[--web DIR] [--token T]\n";
       return 2;
     }
   }
@@ -101,7 +121,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::cout << "listening on http://127.0.0.1:" << server.port() << "/" << std::endl;
-  if (demo) asio::co_spawn(io, demo_writer(db), asio::detached);
+  if (demo) asio::co_spawn(io, demo_writer(db, interval, totals), asio::detached);
 
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code&, int) {

@@ -7,6 +7,10 @@ const rows = new Map();        // document id -> document
 let lastSequence = 0;          // the newest sequence applied (snapshot or event)
 let changes = 0;
 let retryMs = 500;
+let connections = 0;           // WebSockets opened; with resyncs, markers for the browser test
+let resyncs = 0;               // times the page started over from a snapshot after the first one
+let snapshotSequence = 0;      // the sequence of the last snapshot, and the events applied since:
+let eventsSince = 0;           // with nothing missed, lastSequence == snapshotSequence + eventsSince
 const buckets = new Array(60).fill(0);  // changes per second, oldest first
 let bucketSecond = Math.floor(Date.now() / 1000);
 
@@ -30,24 +34,35 @@ function subscribe(ws) {
   ws.send(JSON.stringify(msg));
 }
 
-function resync(ws) {
+// Starts over from a snapshot. `subscribed`: the subscription still exists (after `lagged`);
+// after an error the server refused it, and there is nothing to unsubscribe.
+function resync(ws, subscribed) {
   rows.clear();
   lastSequence = 0;
-  ws.send(JSON.stringify({ op: "unsubscribe", id: "orders" }));
+  document.body.dataset.resyncs = String(++resyncs);
+  if (subscribed) ws.send(JSON.stringify({ op: "unsubscribe", id: "orders" }));
   subscribe(ws);
 }
 
 function connect() {
   setStatus("connecting");
+  let live = false;                     // this connection delivered a snapshot or an event
   const ws = new WebSocket(feedUrl());
-  ws.onopen = () => { retryMs = 500; subscribe(ws); };
+  ws.onopen = () => {
+    retryMs = 500;
+    document.body.dataset.connections = String(++connections);
+    subscribe(ws);
+  };
   ws.onmessage = (e) => {
     const m = JSON.parse(e.data);
     if (m.type === "snapshot") {
       rows.clear();
       for (const d of m.documents) rows.set(d.id, d.document);
       lastSequence = m.sequence;
+      snapshotSequence = m.sequence;
+      eventsSince = 0;
       render();
+      live = true;
       setStatus("live", "live");
       document.body.dataset.ready = "1";   // a marker for the browser test
     } else if (m.type === "event") {
@@ -56,13 +71,14 @@ function connect() {
       else rows.set(ev.document_id, ev.document);
       lastSequence = ev.sequence;
       changes += 1;
+      eventsSince += 1;
       tick(1);
       render(ev.document_id);
-      if (document.body.dataset.ready !== "1") { setStatus("live", "live"); document.body.dataset.ready = "1"; }
+      if (!live) { live = true; setStatus("live", "live"); document.body.dataset.ready = "1"; }
     } else if (m.type === "lagged") {
-      resync(ws);                           // events were dropped: start again from a snapshot
+      resync(ws, true);                     // events were dropped: start again from a snapshot
     } else if (m.type === "error") {
-      if (m.code === "history_lost" || m.code === "invalid_argument") resync(ws);  // history gone, or another database
+      if (m.code === "history_lost" || m.code === "invalid_argument") resync(ws, false);  // history gone, or another database
       else setStatus("error: " + m.message, "down");
     }
   };
@@ -117,6 +133,8 @@ function render(flashId) {
   $("total-amount").textContent = String(amount);
   $("last-sequence").textContent = String(lastSequence);
   $("changes").textContent = String(changes);
+  document.body.dataset.snapshotSequence = String(snapshotSequence);
+  document.body.dataset.eventsSince = String(eventsSince);
 }
 
 setInterval(drawChart, 1000);
