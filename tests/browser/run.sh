@@ -21,8 +21,8 @@ chromium=${AURORA_CHROMIUM:-/usr/bin/chromium}
 [ -x "$chromium" ] || skip "no Chromium at $chromium (apt-get install --no-install-recommends chromium, or set AURORA_CHROMIUM)"
 command -v node > /dev/null || skip "no node (apt-get install --no-install-recommends nodejs npm)"
 command -v npm > /dev/null || skip "no npm (apt-get install --no-install-recommends npm)"
-node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' ||
-  skip "node $(node --version) is too old: puppeteer-core 24 here wants Node 20"
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)' ||
+  skip "node $(node --version) is too old: puppeteer-core 24 needs Node 18 or later"
 
 mkdir -p "$work"
 cp "$src/package.json" "$src/package-lock.json" "$src/browser_test.js" "$work/"
