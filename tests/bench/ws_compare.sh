@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# ws_compare.sh: Aurora's FeedServer beside a Node.js `ws` server (tests/bench/ws-peer), both
+# broadcasting the same event messages to the same C++ client (ws_bench --role client: 64
+# WebSockets on one thread), interleaved round by round, then the medians as one JSON line.
+#
+# Usage: tests/bench/ws_compare.sh [ROUNDS=3] [OUT=/tmp/aurora-ws-compare]
+# Environment:
+#   BUILD=build/bench    Aurora's build directory (preset `bench`: g++ 12, -O3 -DNDEBUG); built
+#                        here (target ws_bench) unless SKIP_BUILD=1
+#   CLIENTS=64 EVENTS=20000   throughput runs: EVENTS events as fast as each server can
+#   RATE=1000 RATE_EVENTS=5000 latency runs: RATE_EVENTS events at RATE per second (p99 of
+#                        insert-to-client latency is meaningful only below saturation)
+#
+# Per run ws_bench prints {"server":..,"deliveries_per_s":..,"latency_p99_us":..,"ok":..}; the
+# lines go to $OUT/results.jsonl. Needs node and npm (the peer is installed with `npm ci` from its
+# committed package-lock.json into $OUT/ws-peer).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+ROUNDS=${1:-3}
+OUT=$(mkdir -p "${2:-/tmp/aurora-ws-compare}" && cd "${2:-/tmp/aurora-ws-compare}" && pwd)
+BUILD=${BUILD:-$repo/build/bench}
+CLIENTS=${CLIENTS:-64}
+EVENTS=${EVENTS:-20000}
+RATE=${RATE:-1000}
+RATE_EVENTS=${RATE_EVENTS:-5000}
+
+if [[ -z "${SKIP_BUILD:-}" ]]; then
+  (cd "$repo" && cmake --preset bench -B "$BUILD" > /dev/null)
+  cmake --build "$BUILD" -j 2 --target ws_bench
+fi
+bench=$BUILD/tests/bench/ws_bench
+mkdir -p "$OUT/ws-peer"
+cp "$here/ws-peer/package.json" "$here/ws-peer/package-lock.json" "$here/ws-peer/server.js" "$OUT/ws-peer/"
+(cd "$OUT/ws-peer" && npm ci --no-audit --no-fund --silent)
+results=$OUT/results.jsonl
+: > "$results"
+
+# run LABEL RATE EVENTS SERVER-COMMAND...: starts the server, reads its port, runs the client.
+run() {
+  local label=$1 rate=$2 events=$3
+  shift 3
+  coproc server { exec "$@" --clients "$CLIENTS" --events "$events" --rate "$rate"; }
+  local server_pid=$server_PID word port
+  read -r word port <&"${server[0]}"
+  [[ "$word" == listening ]] || { echo "ws_compare: $label did not start" >&2; exit 1; }
+  "$bench" --role client --url "ws://127.0.0.1:$port/feed" --clients "$CLIENTS" --events "$events" \
+           --rate "$rate" --label "$label" | tee -a "$results"
+  wait "$server_pid"
+}
+
+for ((round = 1; round <= ROUNDS; ++round)); do
+  echo "# round $round of $ROUNDS" >&2
+  run aurora 0 "$EVENTS" "$bench" --role server
+  run node 0 "$EVENTS" node "$OUT/ws-peer/server.js"
+  run aurora "$RATE" "$RATE_EVENTS" "$bench" --role server
+  run node "$RATE" "$RATE_EVENTS" node "$OUT/ws-peer/server.js"
+done
+
+python3 - "$results" <<'EOF'
+import json, statistics, sys
+runs = [json.loads(line) for line in open(sys.argv[1])]
+assert all(r["ok"] for r in runs), "a run lost or missed events"
+def median(server, rate, key):
+    return statistics.median(r[key] for r in runs if r["server"] == server and (r["rate"] > 0) == rate)
+out = {"bench": "ws_fanout_compare", "rounds": len(runs) // 4, "clients": runs[0]["clients"]}
+for s in ("aurora", "node"):
+    out[s + "_deliveries_per_s"] = round(median(s, False, "deliveries_per_s"))
+    out[s + "_latency_p50_us_at_rate"] = round(median(s, True, "latency_p50_us"), 1)
+    out[s + "_latency_p99_us_at_rate"] = round(median(s, True, "latency_p99_us"), 1)
+out["rate_per_s"] = next(r["rate"] for r in runs if r["rate"] > 0)
+out["throughput_ratio_aurora_over_node"] = round(out["aurora_deliveries_per_s"] / out["node_deliveries_per_s"], 3)
+print(json.dumps(out))
+EOF
