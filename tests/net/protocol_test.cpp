@@ -9,6 +9,7 @@
 
 #include <string>
 #include <variant>
+#include <vector>
 
 using aurora::net::ClientMessage;
 using aurora::net::parse_client_message;
@@ -154,4 +155,19 @@ TEST_CASE("server messages have the documented shape", "[net][protocol]") {
   CHECK(err == json::parse(R"({"type":"error","id":null,"code":"invalid_json","message":"nope"})"));
   CHECK(aurora::net::errc_name(aurora::errc::history_lost) == "history_lost");
   CHECK(aurora::net::errc_name(aurora::errc::invalid_argument) == "invalid_argument");
+}
+
+TEST_CASE("an event message built from the shared event text is the same text", "[net][protocol]") {
+  aurora::Database db;
+  aurora::Subscription sub = db.subscribe("orders");
+  db.insert("orders", {{"qty", 2}, {"bad", std::string("\xff")}, {"quote", "a\"b"}});
+  const aurora::RecvResult r = sub.try_recv();
+  REQUIRE(r);
+  const std::string shared = aurora::net::event_json(*r);
+  for (const std::string& id : std::vector<std::string>{"s1", "with \"quotes\" and \\", "\xff"}) {
+    const std::string expected = json{{"type", "event"}, {"id", id}, {"transition", "enter"}, {"event", *r}}.dump(
+        -1, ' ', false, json::error_handler_t::replace);
+    CHECK(aurora::net::event_message(id, r) == expected);
+    CHECK(aurora::net::event_message(id, aurora::Transition::enter, shared) == expected);
+  }
 }

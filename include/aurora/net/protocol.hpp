@@ -2,6 +2,7 @@
 // requests, and the server's messages (snapshot, event, lagged, error) formatted as JSON text.
 #pragma once
 
+#include <aurora/change_event.hpp>
 #include <aurora/errc.hpp>
 #include <aurora/filter.hpp>
 #include <aurora/recv_result.hpp>
@@ -251,13 +252,30 @@ inline ClientMessage parse_subscribe(const nlohmann::json& j, std::optional<std:
       {{"type", "snapshot"}, {"id", std::string(id)}, {"sequence", snapshot.sequence}, {"documents", std::move(docs)}});
 }
 
+/// The `"event"` member of an event message: `to_json(ev)` as JSON text. One text serves every
+/// subscriber that receives the same event (see `event_message`). Throws only `std::bad_alloc`.
+/// Thread safety: a pure function.
+[[nodiscard]] inline std::string event_json(const ChangeEvent& ev) { return detail::dump(ev); }
+
+/// `event_message` with the event already serialised by `event_json`: the same text, byte for
+/// byte (keys in nlohmann's sorted order), without serialising the event again.
+/// Throws only `std::bad_alloc`. Thread safety: a pure function.
+[[nodiscard]] inline std::string event_message(std::string_view id, Transition transition,
+                                               std::string_view event_json_text) {
+  const std::string id_text = detail::dump(std::string(id));
+  const std::string_view t = to_string(transition);
+  std::string out;
+  out.reserve(event_json_text.size() + id_text.size() + t.size() + 48);
+  out.append(R"({"event":)").append(event_json_text);
+  out.append(R"(,"id":)").append(id_text);
+  out.append(R"(,"transition":")").append(t).append(R"(","type":"event"})");
+  return out;
+}
+
 /// `{"type":"event","id":..,"transition":"enter"|"change"|"leave","event":{to_json(ChangeEvent)}}`.
 /// Precondition: `r.has_value()`. Throws only `std::bad_alloc`. Thread safety: a pure function.
 [[nodiscard]] inline std::string event_message(std::string_view id, const RecvResult& r) {
-  return detail::dump({{"type", "event"},
-                       {"id", std::string(id)},
-                       {"transition", std::string(to_string(r.transition()))},
-                       {"event", *r}});
+  return event_message(id, r.transition(), event_json(*r));
 }
 
 /// `{"type":"lagged","id":..,"missed":N}`: `missed` events of the subscription were dropped
