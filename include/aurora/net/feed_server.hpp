@@ -1,6 +1,7 @@
 // FeedServer: serves a Database's change feed over WebSocket (at /feed), and static files over HTTP.
 #pragma once
 
+#include <aurora/change_event.hpp>
 #include <aurora/errc.hpp>
 #include <aurora/net/protocol.hpp>
 #include <aurora/recv_result.hpp>
@@ -35,6 +36,7 @@
 #include <boost/system/error_code.hpp>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -52,6 +54,11 @@
 #include <utility>
 #include <variant>
 #include <vector>
+
+#if defined(__linux__)
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#endif
 
 namespace aurora::net {
 
@@ -229,6 +236,27 @@ inline bool is_within(const std::filesystem::path& root, const std::filesystem::
   return r == root.end();
 }
 
+// The TCP_CORK socket option (Linux) as an Asio settable socket option.
+struct tcp_cork {
+  int value = 0;
+  template <class Protocol>
+  int level(const Protocol&) const noexcept {
+    return IPPROTO_TCP;
+  }
+  template <class Protocol>
+  int name(const Protocol&) const noexcept {
+    return TCP_CORK;
+  }
+  template <class Protocol>
+  const int* data(const Protocol&) const noexcept {
+    return &value;
+  }
+  template <class Protocol>
+  std::size_t size(const Protocol&) const noexcept {
+    return sizeof value;
+  }
+};
+
 class feed_session;
 
 // What the server and its connections share; outlives the FeedServer while connections run.
@@ -246,6 +274,28 @@ struct server_state {
   tcp::acceptor acceptor;             // used on its strand once start() returned
   std::atomic<std::uint16_t> port{0};
   tcp::endpoint endpoint;  // set by start(), under the mutex
+
+  // The JSON text of the events being delivered, shared by the connections that deliver the same
+  // event: `to_json` runs once per event, not once per subscriber. Keyed by the shared event
+  // itself, which the entry keeps alive, so its address cannot name another event while cached.
+  // An event whose subscription projected it (filter `fields`) is another object, so another key.
+  std::shared_ptr<const std::string> event_text(const std::shared_ptr<const ChangeEvent>& event) {
+    {
+      const std::lock_guard lock(texts_mutex);
+      for (const auto& [cached, text] : texts) {
+        if (cached == event) return text;
+      }
+    }
+    auto text = std::make_shared<const std::string>(event_json(*event));
+    const std::lock_guard lock(texts_mutex);
+    texts[texts_next] = {event, text};
+    texts_next = (texts_next + 1) % texts.size();
+    return text;
+  }
+
+  std::mutex texts_mutex;  // guards texts and texts_next
+  std::array<std::pair<std::shared_ptr<const ChangeEvent>, std::shared_ptr<const std::string>>, 16> texts{};
+  std::size_t texts_next = 0;
 
   std::mutex mutex;  // guards what follows
   bool started = false;
@@ -560,7 +610,7 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
 
   void offer(const std::shared_ptr<sub_entry>& entry, const RecvResult& r) {
     if (!entry->dropping) {
-      std::string text = event_message(entry->id, r);
+      std::string text = event_message(entry->id, r.transition(), *server_->event_text(r.event()));
       if (has_room(text.size())) {
         push(outgoing{std::move(text), nullptr});
         return;
@@ -627,6 +677,7 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
       outgoing item = std::move(queue_.front());
       queue_.pop_front();
       queued_bytes_ -= item.text.size();
+      cork(!queue_.empty());
       if (item.lagged) {
         if (!item.lagged->active) continue;
         item.text = lagged_message(item.lagged->id, item.lagged->missed);
@@ -641,6 +692,21 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
       }
       if (slow_armed_ && !behind()) disarm_slow_timer();
     }
+  }
+
+  // While more messages wait, the socket is corked (Linux): the kernel then sends full segments
+  // instead of one per message (each message is still one write), which roughly halves the cost
+  // of a delivery on both ends when many are queued. The last queued message uncorks it, which
+  // sends everything at once, so a lone message is not delayed.
+  void cork(bool on) {
+#if defined(__linux__) && defined(TCP_CORK)
+    if (on == corked_) return;
+    corked_ = on;
+    boost::system::error_code ignored;  // at worst the segments are smaller
+    beast::get_lowest_layer(ws_).socket().set_option(tcp_cork{on ? 1 : 0}, ignored);
+#else
+    (void)on;
+#endif
   }
 
   // -- Ending ----------------------------------------------------------------------------------
@@ -697,6 +763,7 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
   std::size_t queued_bytes_ = 0;
   std::uint64_t slow_generation_ = 0;
   bool slow_armed_ = false;
+  bool corked_ = false;
   bool ws_open_ = false;
   bool closing_ = false;
   bool finished_ = false;
