@@ -9,6 +9,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -26,7 +27,10 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <filesystem>
@@ -34,6 +38,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -661,3 +666,94 @@ TEST_CASE("bad options are refused by start", "[net][feed]") {
 }
 
 }  // namespace
+
+// -- Threads -------------------------------------------------------------------------------------
+
+// The server's io_context run by several threads while two threads write and the test's thread
+// reads (and asserts). Every client must get every event in order, and stop() from the test's
+// thread must end every connection. Meant for ThreadSanitizer as much as for its assertions.
+struct threaded_server {
+  explicit threaded_server(aurora::Database& db) : server(io.get_executor(), db, {}) {
+    server.start();
+    for (int i = 0; i < 3; ++i) threads.emplace_back([this] { io.run(); });
+  }
+  ~threaded_server() {
+    server.stop();
+    guard.reset();
+    for (std::thread& t : threads) t.join();
+  }
+  threaded_server(const threaded_server&) = delete;
+  threaded_server& operator=(const threaded_server&) = delete;
+
+  asio::io_context io;
+  asio::executor_work_guard<asio::io_context::executor_type> guard{io.get_executor()};
+  FeedServer server;
+  std::vector<std::thread> threads;
+};
+
+asio::awaitable<void> follow(std::uint16_t port, std::vector<std::uint64_t>& got, std::uint64_t events, bool& closed) {
+  handshake_result h = co_await handshake(port, "/feed", "", "");
+  REQUIRE(h.ws);
+  co_await send(*h.ws, subscribe_after("s", "orders", 0));
+  while (got.size() < events) {
+    json m = co_await next(*h.ws);
+    INFO(m.dump());
+    REQUIRE(m["type"] == "event");
+    got.push_back(m["event"]["sequence"].get<std::uint64_t>());
+  }
+  beast::flat_buffer buffer;
+  auto [ec, n] = co_await h.ws->async_read(buffer, asio::as_tuple(asio::use_awaitable));  // until stop()
+  (void)n;
+  CHECK(ec);
+  closed = true;
+}
+
+TEST_CASE("several threads run the server while others write", "[net][feed][threads]") {
+  static constexpr std::size_t clients = 6;
+  static constexpr std::uint64_t per_writer = 300;
+  aurora::Database db;
+  threaded_server s(db);
+  std::vector<std::thread> writers;
+  for (int i = 0; i < 2; ++i) {
+    writers.emplace_back([&db, i] {
+      for (std::uint64_t k = 0; k < per_writer; ++k) db.insert("orders", json{{"writer", i}, {"k", k}});
+    });
+  }
+  asio::io_context io;  // the clients, on this thread
+  std::vector<std::vector<std::uint64_t>> got(clients);
+  std::array<bool, clients> closed{};
+  bool done = false;
+  std::exception_ptr failure;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        for (std::size_t c = 0; c < clients; ++c) {
+          asio::co_spawn(io, follow(s.server.port(), got[c], 2 * per_writer, closed[c]), [&](std::exception_ptr e) {
+            if (e && !failure) {
+              failure = e;
+              io.stop();
+            }
+          });
+        }
+        co_await until([&] {
+          return std::all_of(got.begin(), got.end(), [](const auto& g) { return g.size() == 2 * per_writer; });
+        });
+        s.server.stop();  // from this thread, while the server's threads run
+        co_await until([&] { return std::all_of(closed.begin(), closed.end(), [](bool b) { return b; }); });
+        co_await until([&] { return s.server.connection_count() == 0; });
+      },
+      [&](std::exception_ptr e) {
+        done = true;
+        if (!failure) failure = e;
+        io.stop();
+      });
+  io.run_for(std::chrono::seconds(120));
+  for (std::thread& t : writers) t.join();
+  if (failure) std::rethrow_exception(failure);
+  REQUIRE(done);
+  for (const auto& g : got) {
+    REQUIRE(g.size() == 2 * per_writer);
+    for (std::uint64_t i = 0; i < g.size(); ++i) CHECK(g[i] == i + 1);  // gapless and in order
+  }
+  CHECK(db.subscriber_count("orders") == 0);
+}
