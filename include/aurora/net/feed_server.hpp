@@ -9,8 +9,13 @@
 #include <aurora/watch.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/append.hpp>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/buffer.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/error.hpp>
@@ -20,8 +25,11 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/buffers_cat.hpp>
+#include <boost/beast/core/buffers_range.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/role.hpp>
 #include <boost/beast/core/stream_traits.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/empty_body.hpp>
@@ -33,6 +41,7 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <boost/beast/websocket/stream.hpp>
+#include <boost/beast/websocket/teardown.hpp>
 #include <boost/system/error_code.hpp>
 
 #include <algorithm>
@@ -54,11 +63,6 @@
 #include <utility>
 #include <variant>
 #include <vector>
-
-#if defined(__linux__)
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#endif
 
 namespace aurora::net {
 
@@ -236,25 +240,107 @@ inline bool is_within(const std::filesystem::path& root, const std::filesystem::
   return r == root.end();
 }
 
-// The TCP_CORK socket option (Linux) as an Asio settable socket option.
-struct tcp_cork {
-  int value = 0;
-  template <class Protocol>
-  int level(const Protocol&) const noexcept {
-    return IPPROTO_TCP;
+// The layer between a connection's WebSocket and its TCP stream that lets several messages go out
+// in one system call. Reads pass through. After `hold_next_write()` the next write is copied into
+// a buffer and completes at once, without touching the socket; the next write that is not held
+// sends the buffer and itself in one gather write. The session's writer holds each message but
+// the last one queued, so a backlog of N messages costs about one write per 64 KiB instead of N,
+// and a lone message goes out at once. All writes, Beast's own control frames included, come
+// through here one at a time (Beast serialises them), so the byte order on the wire is kept; a
+// held control frame goes out with the write that follows it, which the writer always issues.
+template <class NextLayer>
+class gather_stream {
+ public:
+  using executor_type = typename NextLayer::executor_type;
+
+  static constexpr std::size_t max_held_bytes = std::size_t{64} * 1024;
+
+  template <class... Args>
+  explicit gather_stream(Args&&... args) : next_(std::forward<Args>(args)...) {}
+
+  executor_type get_executor() noexcept { return next_.get_executor(); }
+  NextLayer& next_layer() noexcept { return next_; }
+  [[nodiscard]] const NextLayer& next_layer() const noexcept { return next_; }
+
+  // The next write is held (unless the buffer is full): a write that is not held follows it.
+  void hold_next_write() noexcept { hold_ = true; }
+
+  template <class MutableBuffers, class Token>
+  auto async_read_some(const MutableBuffers& buffers, Token&& token) {
+    return next_.async_read_some(buffers, std::forward<Token>(token));
   }
-  template <class Protocol>
-  int name(const Protocol&) const noexcept {
-    return TCP_CORK;
+
+  template <class ConstBuffers, class Token>
+  auto async_write_some(const ConstBuffers& buffers, Token&& token) {
+    using signature = void(boost::system::error_code, std::size_t);
+    const bool hold = hold_ && held_.size() < max_held_bytes;
+    hold_ = false;
+    if (hold) {
+      const std::size_t n = asio::buffer_size(buffers);
+      for (const asio::const_buffer b : beast::buffers_range_ref(buffers)) {
+        const char* data = static_cast<const char*>(b.data());
+        held_.insert(held_.end(), data, data + b.size());
+      }
+      return asio::async_initiate<Token, signature>(
+          [](auto handler, const executor_type& ex, std::size_t written) {
+            asio::post(ex, asio::append(std::move(handler), boost::system::error_code{}, written));
+          },
+          token, get_executor(), n);
+    }
+    return asio::async_initiate<Token, signature>(
+        [this](auto handler, const ConstBuffers& b) {
+          if (held_.empty()) {
+            next_.async_write_some(b, std::move(handler));
+          } else {
+            flush_op<ConstBuffers, decltype(handler)>{this, b, std::move(handler)}.start();
+          }
+        },
+        token, buffers);
   }
-  template <class Protocol>
-  const int* data(const Protocol&) const noexcept {
-    return &value;
+
+  // WebSocket teardown (found by Beast through ADL): the next layer's.
+  friend void teardown(beast::role_type role, gather_stream& s, boost::system::error_code& ec) {
+    using websocket::teardown;
+    teardown(role, s.next_, ec);
   }
-  template <class Protocol>
-  std::size_t size(const Protocol&) const noexcept {
-    return sizeof value;
+
+  template <class Handler>
+  friend void async_teardown(beast::role_type role, gather_stream& s, Handler&& handler) {
+    using websocket::async_teardown;
+    async_teardown(role, s.next_, std::forward<Handler>(handler));
   }
+
+ private:
+  // Writes the held bytes and then `buffers` (gathered), until at least one byte of `buffers` is
+  // written or an error occurs, and reports only the bytes of `buffers` (a composed write such as
+  // asio::async_write takes a write of 0 bytes for the end).
+  template <class ConstBuffers, class Handler>
+  struct flush_op {
+    gather_stream* self;
+    ConstBuffers buffers;
+    Handler handler;
+
+    void start() {
+      const std::array<asio::const_buffer, 1> held{asio::buffer(self->held_)};
+      const auto both = beast::buffers_cat(held, buffers);
+      auto ex = asio::get_associated_executor(handler, self->get_executor());
+      self->next_.async_write_some(both, asio::bind_executor(ex, std::move(*this)));
+    }
+
+    void operator()(boost::system::error_code ec, std::size_t n) {
+      const std::size_t from_held = std::min(n, self->held_.size());
+      self->held_.erase(self->held_.begin(), self->held_.begin() + static_cast<std::ptrdiff_t>(from_held));
+      if (!ec && n == from_held && asio::buffer_size(buffers) > 0) {
+        start();  // only held bytes went out so far
+        return;
+      }
+      std::move(handler)(ec, n - from_held);
+    }
+  };
+
+  NextLayer next_;
+  std::vector<char> held_;
+  bool hold_ = false;
 };
 
 class feed_session;
@@ -375,7 +461,7 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
 
   asio::awaitable<void> serve() {
     beast::flat_buffer buffer;
-    beast::tcp_stream& stream = ws_.next_layer();
+    beast::tcp_stream& stream = beast::get_lowest_layer(ws_);
     for (;;) {
       if (closing_) co_return;
       http::request_parser<http::string_body> parser;
@@ -405,8 +491,8 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
     res.body() = std::move(body);
     res.prepare_payload();
     const bool keep = res.keep_alive();
-    ws_.next_layer().expires_after(std::chrono::seconds(30));
-    auto [ec, n] = co_await http::async_write(ws_.next_layer(), res, asio::as_tuple(asio::use_awaitable));
+    beast::get_lowest_layer(ws_).expires_after(std::chrono::seconds(30));
+    auto [ec, n] = co_await http::async_write(beast::get_lowest_layer(ws_), res, asio::as_tuple(asio::use_awaitable));
     (void)n;
     co_return !ec && keep;
   }
@@ -438,8 +524,8 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
     res.keep_alive(req.keep_alive());
     res.prepare_payload();
     const bool keep = res.keep_alive();
-    ws_.next_layer().expires_after(std::chrono::seconds(30));
-    auto [wec, n] = co_await http::async_write(ws_.next_layer(), res, asio::as_tuple(asio::use_awaitable));
+    beast::get_lowest_layer(ws_).expires_after(std::chrono::seconds(30));
+    auto [wec, n] = co_await http::async_write(beast::get_lowest_layer(ws_), res, asio::as_tuple(asio::use_awaitable));
     (void)n;
     co_return !wec && keep;
   }
@@ -488,7 +574,7 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
       co_await respond(req, http::status::forbidden, "this Origin may not open the feed\n", false);
       co_return;
     }
-    ws_.next_layer().expires_never();  // the WebSocket's own timeouts take over
+    beast::get_lowest_layer(ws_).expires_never();  // the WebSocket's own timeouts take over
     websocket::stream_base::timeout timeouts{};
     timeouts.handshake_timeout = std::chrono::seconds(10);
     timeouts.idle_timeout = opts_.idle_timeout;
@@ -677,13 +763,15 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
       outgoing item = std::move(queue_.front());
       queue_.pop_front();
       queued_bytes_ -= item.text.size();
-      cork(!queue_.empty());
       if (item.lagged) {
         if (!item.lagged->active) continue;
         item.text = lagged_message(item.lagged->id, item.lagged->missed);
         item.lagged->missed = 0;
         item.lagged->dropping = false;
       }
+      // One system call for several messages: hold this one back when a plain message follows (one
+      // that is always written; a lagged notice may be skipped), or the close frame comes next.
+      if (!queue_.empty() && !queue_.front().lagged) ws_.next_layer().hold_next_write();
       auto [ec, n] = co_await ws_.async_write(asio::buffer(item.text), asio::as_tuple(asio::use_awaitable));
       (void)n;
       if (ec) {
@@ -692,21 +780,6 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
       }
       if (slow_armed_ && !behind()) disarm_slow_timer();
     }
-  }
-
-  // While more messages wait, the socket is corked (Linux): the kernel then sends full segments
-  // instead of one per message (each message is still one write), which roughly halves the cost
-  // of a delivery on both ends when many are queued. The last queued message uncorks it, which
-  // sends everything at once, so a lone message is not delayed.
-  void cork(bool on) {
-#if defined(__linux__) && defined(TCP_CORK)
-    if (on == corked_) return;
-    corked_ = on;
-    boost::system::error_code ignored;  // at worst the segments are smaller
-    beast::get_lowest_layer(ws_).socket().set_option(tcp_cork{on ? 1 : 0}, ignored);
-#else
-    (void)on;
-#endif
   }
 
   // -- Ending ----------------------------------------------------------------------------------
@@ -754,7 +827,7 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
 
   std::shared_ptr<server_state> server_;
   const FeedServerOptions& opts_;
-  websocket::stream<beast::tcp_stream> ws_;
+  websocket::stream<gather_stream<beast::tcp_stream>> ws_;
   asio::steady_timer wake_;        // the writer waits on it; cancel() wakes it
   asio::steady_timer slow_timer_;  // disconnects a client that stays behind
   asio::steady_timer stop_timer_;  // stop(): the close handshake's deadline
@@ -763,7 +836,6 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
   std::size_t queued_bytes_ = 0;
   std::uint64_t slow_generation_ = 0;
   bool slow_armed_ = false;
-  bool corked_ = false;
   bool ws_open_ = false;
   bool closing_ = false;
   bool finished_ = false;
