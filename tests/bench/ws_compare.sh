@@ -10,6 +10,8 @@
 #   CLIENTS=64 EVENTS=20000   throughput runs: EVENTS events as fast as each server can
 #   RATE=1000 RATE_EVENTS=5000 latency runs: RATE_EVENTS events at RATE per second (p99 of
 #                        insert-to-client latency is meaningful only below saturation)
+#   NICE=-15             servers and client run at this nice level (needs root, ignored
+#                        otherwise), so that builds sharing the machine take less of their CPU
 #
 # Per run ws_bench prints {"server":..,"deliveries_per_s":..,"latency_p99_us":..,"ok":..}; the
 # lines go to $OUT/results.jsonl. Needs node and npm (the peer is installed with `npm ci` from its
@@ -24,6 +26,9 @@ CLIENTS=${CLIENTS:-64}
 EVENTS=${EVENTS:-20000}
 RATE=${RATE:-1000}
 RATE_EVENTS=${RATE_EVENTS:-5000}
+NICE=${NICE:--15}
+nice_cmd=()
+if [[ "$NICE" != 0 ]] && nice -n "$NICE" true 2> /dev/null; then nice_cmd=(nice -n "$NICE"); fi
 
 if [[ -z "${SKIP_BUILD:-}" ]]; then
   (cd "$repo" && cmake --preset bench -B "$BUILD" > /dev/null)
@@ -40,11 +45,11 @@ results=$OUT/results.jsonl
 run() {
   local label=$1 rate=$2 events=$3
   shift 3
-  coproc server { exec "$@" --clients "$CLIENTS" --events "$events" --rate "$rate"; }
+  coproc server { exec "${nice_cmd[@]}" "$@" --clients "$CLIENTS" --events "$events" --rate "$rate"; }
   local server_pid=$server_PID word port
   read -r word port <&"${server[0]}"
   [[ "$word" == listening ]] || { echo "ws_compare: $label did not start" >&2; exit 1; }
-  "$bench" --role client --url "ws://127.0.0.1:$port/feed" --clients "$CLIENTS" --events "$events" \
+  "${nice_cmd[@]}" "$bench" --role client --url "ws://127.0.0.1:$port/feed" --clients "$CLIENTS" --events "$events" \
            --rate "$rate" --label "$label" | tee -a "$results"
   wait "$server_pid"
 }
