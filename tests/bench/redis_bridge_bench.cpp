@@ -305,11 +305,11 @@ void redis_benchmark(const RedisServer& redis, const Args& a) {
   }
   const std::string doc = R"({"customer":"c-42","qty":3,"sku":"A42"})";
   const std::string depth = std::to_string(2 * a.batch);
-  const std::string command = *exe + " -s " + redis.socket_path() + " -n " + std::to_string(2 * a.events) +
-                              " -c 1 -P " + depth +
-                              " -q XADD bench:xadd '*' seq 42 collection orders id "
-                              "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b op Insert ts 2026-11-30T01:55:00.123456Z doc '" +
-                              doc + "' prev 41 commit 42 2>&1";
+  const std::string args = " -n " + std::to_string(2 * a.events) + " -c 1 -P " + depth +
+                           " -q XADD bench:xadd '*' seq 42 collection orders id "
+                           "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b op Insert ts 2026-11-30T01:55:00.123456Z doc '" +
+                           doc + "' prev 41 commit 42";
+  const std::string command = *exe + " -s " + redis.socket_path() + args + " 2>&1";
   std::FILE* pipe = ::popen(command.c_str(), "r");
   std::string output;
   if (pipe != nullptr) {
@@ -325,9 +325,7 @@ void redis_benchmark(const RedisServer& redis, const Args& a) {
     begin = begin == std::string::npos ? 0 : begin + 1;
     rate = std::strtod(output.substr(begin, at - begin).c_str(), nullptr);
   }
-  j.b("available", true)
-      .str("command", "redis-benchmark -s SOCKET -n " + std::to_string(a.events) +
-                          " -c 2 -P 16 -q XADD bench:xadd '*' <9 fields as the bridge writes>");
+  j.b("available", true).str("command", "redis-benchmark -s SOCKET" + args);
   j.f("xadd_per_s", rate).f("ceiling_events_per_s", rate / 2.0);
   std::puts(j.text().c_str());
 }
