@@ -67,10 +67,17 @@ class Bridge {
  public:
   /// A bridge from `db` to `options.endpoint`, not yet started. Does no I/O. Throws
   /// `aurora::error(errc::invalid_argument)` for options out of range (see `BridgeOptions`).
-  template <EventClock Clock>
-  Bridge(boost::asio::any_io_executor executor, BasicDatabase<Clock>& db, const BridgeOptions& options)
+  ///
+  /// `db` is any `BasicDatabase`: the in-memory `aurora::Database` or, with
+  /// `<aurora/sqlite.hpp>` included by the caller, `aurora::DurableDatabase`. Over a durable
+  /// database the bridge resumes from its change log after an application restart: a new
+  /// bridge on the reopened file writes what Redis lacks, as long as the log still holds it
+  /// (`Options::history`; else `history_lost` is reported).
+  template <EventClock Clock, class Storage>
+  Bridge(boost::asio::any_io_executor executor, BasicDatabase<Clock, Storage>& db, const BridgeOptions& options)
       : state_(std::make_shared<detail::bridge_runner>(
-            std::move(executor), std::make_unique<detail::database_feed<BasicDatabase<Clock>>>(db), options)) {}
+            std::move(executor), std::make_unique<detail::database_feed<BasicDatabase<Clock, Storage>>>(db), options)) {
+  }
 
   Bridge(const Bridge&) = delete;
   Bridge& operator=(const Bridge&) = delete;

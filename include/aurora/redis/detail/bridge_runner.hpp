@@ -43,7 +43,7 @@
 namespace aurora::redis::detail {
 
 // What a bridge follows: a Database's global feed, behind an interface because the Database is a
-// template (BasicDatabase<Clock>).
+// template (BasicDatabase<Clock, Storage>).
 class feed_source {
  public:
   feed_source() = default;
