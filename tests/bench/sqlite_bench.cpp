@@ -1,5 +1,6 @@
-// sqlite_bench: durable inserts per second, Aurora's storage engine beside the raw SQLite a user
-// would write by hand, and the time to reopen and load a large database. One JSON line each:
+// sqlite_bench: durable inserts per second, Aurora's storage engine and aurora::DurableDatabase
+// beside the raw SQLite a user would write by hand, and the time to reopen a large database. One
+// JSON line each:
 //
 //   raw_sqlite      one prepared INSERT of the JSON text per transaction (autocommit), WAL, the
 //                   same synchronous level: the peer
@@ -7,15 +8,25 @@
 //   storage_group   --threads writers (16) through the group committer, Durability::full
 //   reopen_load     writes --load-docs documents (1,000 per write), closes, then times opening
 //                   the file and loading every document into per-collection hash maps
+//   db              aurora::DurableDatabase, 1 writer, db.insert of a ~100-byte document
+//   db_group        aurora::DurableDatabase, --threads writers (16), db.insert, Durability::full
+//   db_reopen       a DurableDatabase with --load-docs documents (transactions of 1,000 inserts),
+//                   closed, then timed: the DurableDatabase constructor (open, load, ready)
+//
+// When raw_sqlite ran in the same invocation, the db and db_group lines carry `vs_raw`: their
+// inserts/s over raw_sqlite's (db_group: over raw_sqlite at Durability::full only).
 //
 //   sqlite_bench                                     # every workload, small sizes
 //   sqlite_bench --workload load --load-docs 1000000
+//   sqlite_bench --workload db_reopen --load-docs 1000000
+//   sqlite_bench --workload raw,db,db_group --durability full --events 2000
 //   sqlite_bench --durability normal --events 20000
 //
 // Files go to a fresh directory under --dir (default: the system's temporary directory), removed
 // at the end. fsync time on a VM varies 5-10x between runs: compare lines of the same run.
 #include "bench_common.hpp"
 
+#include <aurora/sqlite.hpp>
 #include <aurora/sqlite/detail/group_commit.hpp>
 #include <aurora/sqlite/storage.hpp>
 
@@ -29,6 +40,8 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -43,7 +56,7 @@ using event_ptr = std::shared_ptr<const aurora::ChangeEvent>;
 using clock_type = std::chrono::steady_clock;
 
 struct Args {
-  std::string workload = "all";  // raw | storage | group | load | all
+  std::set<std::string, std::less<>> workloads{"all"};  // raw storage group load db db_group db_reopen all
   aurora::Durability durability = aurora::Durability::full;
   std::uint64_t events = 2'000;         // raw_sqlite and storage
   std::uint64_t group_events = 20'000;  // storage_group, all threads together
@@ -54,8 +67,9 @@ struct Args {
 
 [[noreturn]] void usage() {
   std::fputs(
-      "usage: sqlite_bench [--workload raw|storage|group|load|all] [--durability full|normal] [--events 2000]\n"
-      "                    [--group-events 20000] [--threads 16] [--load-docs 10000] [--dir /tmp]\n",
+      "usage: sqlite_bench [--workload W[,W...]] [--durability full|normal] [--events 2000]\n"
+      "                    [--group-events 20000] [--threads 16] [--load-docs 10000] [--dir /tmp]\n"
+      "       W: raw | storage | group | load | db | db_group | db_reopen | all (default all)\n",
       stderr);
   std::exit(2);
 }
@@ -73,8 +87,17 @@ Args parse_args(int argc, char** argv) {
     if (i + 1 >= argc) usage();
     const std::string_view value = argv[i + 1];
     if (key == "--workload") {
-      if (value != "raw" && value != "storage" && value != "group" && value != "load" && value != "all") usage();
-      a.workload = value;
+      static const std::set<std::string_view> known{"raw", "storage",  "group",     "load",
+                                                    "db",  "db_group", "db_reopen", "all"};
+      a.workloads.clear();
+      for (std::string_view rest = value; !rest.empty();) {
+        const std::size_t comma = rest.find(',');
+        const std::string_view w = rest.substr(0, comma);
+        if (!known.contains(w)) usage();
+        a.workloads.emplace(w);
+        rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      }
+      if (a.workloads.empty()) usage();
     } else if (key == "--durability") {
       if (value == "full") {
         a.durability = aurora::Durability::full;
@@ -138,8 +161,8 @@ void die(sqlite3* db, const char* what) {
   std::exit(1);
 }
 
-// The peer: what a user writes by hand with the SQLite C API.
-void raw_sqlite(const Args& a, const std::string& dir) {
+// The peer: what a user writes by hand with the SQLite C API. Returns its inserts per second.
+double raw_sqlite(const Args& a, const std::string& dir) {
   const std::string path = dir + "/raw.db";
   sqlite3* db = nullptr;
   if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) die(db, "open");
@@ -170,6 +193,7 @@ void raw_sqlite(const Args& a, const std::string& dir) {
   j.u("writers", 1).u("events", a.events).u("commits", a.events).f("seconds", s);
   j.f("inserts_per_s", static_cast<double>(a.events) / s);
   std::puts(j.text().c_str());
+  return static_cast<double>(a.events) / s;
 }
 
 // Storage::write with one event per call, from one thread.
@@ -289,6 +313,93 @@ void reopen_load(const Args& a, const std::string& dir) {
   std::puts(j.text().c_str());
 }
 
+[[noreturn]] void fail_count(const char* workload, std::uint64_t got, std::uint64_t expected) {
+  std::fprintf(stderr, "sqlite_bench: %s: %llu, expected %llu\n", workload, static_cast<unsigned long long>(got),
+               static_cast<unsigned long long>(expected));
+  std::exit(1);
+}
+
+// DurableDatabase::insert from one thread, --durability.
+void db_single(const Args& a, const std::string& dir, std::optional<double> raw_rate) {
+  aurora::Options options;
+  options.durability = a.durability;
+  aurora::DurableDatabase db(dir + "/db.db", options);
+  const auto start = clock_type::now();
+  for (std::uint64_t i = 1; i <= a.events; ++i) db.insert("docs", make_id(i), make_document(i));
+  const double s = seconds_since(start);
+  if (db.last_sequence() != a.events) fail_count("db: last_sequence", db.last_sequence(), a.events);
+  const double rate = static_cast<double>(a.events) / s;
+  JsonLine j = line(a, "db");
+  j.u("writers", 1).u("events", a.events).u("commits", a.events).f("seconds", s).f("inserts_per_s", rate);
+  if (raw_rate) j.f("vs_raw", rate / *raw_rate);
+  std::puts(j.text().c_str());
+}
+
+// DurableDatabase::insert from --threads threads, Durability::full (whatever --durability says):
+// concurrent commits share one SQLite transaction and one fsync.
+void db_group(const Args& a, const std::string& dir, std::optional<double> raw_full_rate) {
+  aurora::Options options;
+  options.durability = aurora::Durability::full;
+  aurora::DurableDatabase db(dir + "/db_group.db", options);
+  const std::uint64_t per_thread = (a.group_events + a.threads - 1) / a.threads;
+  std::vector<std::thread> threads;
+  const auto start = clock_type::now();
+  for (std::uint64_t t = 0; t < a.threads; ++t) {
+    threads.emplace_back([&db, t, per_thread] {
+      for (std::uint64_t i = 0; i < per_thread; ++i) {
+        const std::uint64_t n = t * per_thread + i + 1;
+        db.insert("docs", make_id(n), make_document(n));
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  const double s = seconds_since(start);
+  const std::uint64_t events = per_thread * a.threads;
+  if (db.last_sequence() != events) fail_count("db_group: last_sequence", db.last_sequence(), events);
+  if (db.size("docs") != events) fail_count("db_group: documents", db.size("docs"), events);
+  const double rate = static_cast<double>(events) / s;
+  Args full = a;
+  full.durability = aurora::Durability::full;
+  JsonLine j = line(full, "db_group");
+  j.u("writers", a.threads).u("events", events).u("commits", events).f("seconds", s).f("inserts_per_s", rate);
+  if (raw_full_rate) j.f("vs_raw", rate / *raw_full_rate);
+  std::puts(j.text().c_str());
+}
+
+// Writes --load-docs documents through a DurableDatabase (transactions of 1,000 inserts, default
+// history: the change log keeps up to 1,000,000 events), closes it, then times its reopening:
+// the constructor opens the file, loads every document and is ready for writes and reads.
+void db_reopen(const Args& a, const std::string& dir) {
+  const std::string path = dir + "/db_reopen.db";
+  aurora::Options options;
+  options.durability = a.durability;
+  const auto write_start = clock_type::now();
+  {
+    aurora::DurableDatabase db(path, options);
+    for (std::uint64_t first = 1; first <= a.load_docs; first += 1000) {
+      const std::uint64_t last = std::min(a.load_docs, first + 999);
+      db.transaction([&](aurora::Transaction& tx) {
+        for (std::uint64_t i = first; i <= last; ++i) {
+          tx.insert(i % 2 == 0 ? "even" : "odd", make_id(i), make_document(i));
+        }
+      });
+    }
+  }
+  const double write_s = seconds_since(write_start);
+  const auto file_bytes = std::filesystem::file_size(path);
+
+  const auto open_start = clock_type::now();
+  aurora::DurableDatabase db(path, options);
+  const double reopen_s = seconds_since(open_start);
+  const std::uint64_t n = db.size("even") + db.size("odd");
+  if (n != a.load_docs) fail_count("db_reopen: documents", n, a.load_docs);
+  if (db.last_sequence() != a.load_docs) fail_count("db_reopen: last_sequence", db.last_sequence(), a.load_docs);
+  JsonLine j = line(a, "db_reopen");
+  j.u("documents", n).u("file_bytes", file_bytes).f("write_s", write_s).f("reopen_s", reopen_s);
+  j.f("docs_per_s", static_cast<double>(n) / reopen_s).u("vm_hwm_kib", aurora::bench::vm_hwm_kib());
+  std::puts(j.text().c_str());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -301,11 +412,18 @@ int main(int argc, char** argv) {
   const std::string dir = tmpl;
   int status = 0;
   try {
-    const bool all = a.workload == "all";
-    if (all || a.workload == "raw") raw_sqlite(a, dir);
-    if (all || a.workload == "storage") storage_single(a, dir);
-    if (all || a.workload == "group") storage_group(a, dir);
-    if (all || a.workload == "load") reopen_load(a, dir);
+    const bool all = a.workloads.contains("all");
+    auto want = [&](std::string_view w) { return all || a.workloads.contains(w); };
+    std::optional<double> raw_rate;
+    if (want("raw")) raw_rate = raw_sqlite(a, dir);
+    if (want("storage")) storage_single(a, dir);
+    if (want("group")) storage_group(a, dir);
+    if (want("db")) db_single(a, dir, raw_rate);
+    if (want("db_group")) {
+      db_group(a, dir, a.durability == aurora::Durability::full ? raw_rate : std::nullopt);
+    }
+    if (want("load")) reopen_load(a, dir);
+    if (want("db_reopen")) db_reopen(a, dir);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "sqlite_bench: %s\n", e.what());
     status = 1;
