@@ -160,7 +160,7 @@ std::uint64_t env_or(const char* name, std::uint64_t fallback) {
 }  // namespace
 
 TEST_CASE("DurableDatabase: kill -9 loses no acknowledged write and leaves a whole file", "[crash]") {
-  const std::uint64_t default_rounds = 100;  // tests/stress/run.sh runs 1,000 (AURORA_CRASH_ROUNDS)
+  const std::uint64_t default_rounds = 100;  // tests/stress/run.sh runs 500 (AURORA_CRASH_ROUNDS)
   const std::uint64_t rounds = env_or("AURORA_CRASH_ROUNDS", default_rounds);
   const std::uint64_t seed = env_or("AURORA_CRASH_SEED", std::random_device{}());
   INFO("AURORA_CRASH_SEED=" << seed << " AURORA_CRASH_ROUNDS=" << rounds);
