@@ -136,6 +136,33 @@ TEST_CASE("a newer format version is refused", "[sqlite][open]") {
   CHECK_THAT(what, Catch::Contains("format version 99") && Catch::Contains("newer"));
 }
 
+TEST_CASE("a version 1 file opens, keeps its last sequence and is marked version 2", "[sqlite][open]") {
+  temp_dir dir;
+  const std::string path = dir.file("db");
+  make_database(path, 3);
+  // As version 1 wrote it: meta.last_sequence updated by every commit.
+  raw_sql(path,
+          "PRAGMA user_version=1; UPDATE meta SET value = 1 WHERE key = 'format_version'; "
+          "UPDATE meta SET value = 3 WHERE key = 'last_sequence'");
+  {
+    Storage s(path);
+    CHECK(s.last_sequence() == 3);
+  }
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  sqlite3_stmt* q = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db,
+                             "SELECT value FROM meta WHERE key = 'format_version' UNION ALL SELECT user_version "
+                             "FROM pragma_user_version",
+                             -1, &q, nullptr) == SQLITE_OK);
+  std::vector<std::int64_t> versions;
+  while (sqlite3_step(q) == SQLITE_ROW) versions.push_back(sqlite3_column_int64(q, 0));
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+  CHECK(versions == std::vector<std::int64_t>{Storage::format_version, Storage::format_version});
+  CHECK(Storage::format_version == 2);
+}
+
 TEST_CASE("an Aurora file that lost a table is corrupt", "[sqlite][open]") {
   temp_dir dir;
   const std::string path = dir.file("db");

@@ -188,6 +188,37 @@ TEST_CASE("the change log keeps the last `history` events, also after reopening"
   CHECK(s.load(state) == 12);  // documents are not trimmed
 }
 
+TEST_CASE("the last sequence survives reopening with and without a change log", "[sqlite][storage]") {
+  // With a change log the last sequence is its last row (meta is not updated); without one,
+  // meta.last_sequence. Switching between the two in either direction keeps it.
+  temp_dir dir;
+  const std::string path = dir.file("db");
+  std::uint64_t q = 0;
+  auto write_n = [&](Storage& s, int n) {
+    for (int i = 0; i < n; ++i) {
+      ++q;
+      write(s, {make_event(q, OperationType::Insert, "c", std::to_string(q), Document::object())});
+    }
+  };
+  for (const std::uint64_t history : {std::uint64_t{3}, std::uint64_t{0}, std::uint64_t{2}, std::uint64_t{0}}) {
+    {
+      Storage s(path, aurora::Durability::normal, history);
+      INFO("history " << history << ", written before " << q);
+      CHECK(s.last_sequence() == q);
+      write_n(s, 4);
+      CHECK(s.last_sequence() == q);
+    }
+    Storage s(path, aurora::Durability::normal, history);
+    CHECK(s.last_sequence() == q);
+    loaded_state state;
+    CHECK(s.load(state) == q);
+  }
+  Storage s(path, aurora::Durability::normal, 5);
+  CHECK(s.last_sequence() == 16);
+  write_n(s, 1);
+  CHECK(s.last_sequence() == 17);
+}
+
 TEST_CASE("history 0 keeps no change log", "[sqlite][storage]") {
   temp_dir dir;
   Storage s(dir.file("db"), aurora::Durability::normal, 0);
