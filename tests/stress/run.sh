@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds a release (-O3) tree and runs the stress and reliability tests at full size:
 # 1,000,000 events through 4 writers x 64 subscribers, and 200,000 reference-model steps; with
-# the aurora::sqlite component also the kill -9 crash tests (label `crash`) at 500 rounds each
+# the aurora::sqlite component also the kill -9 crash tests (label `crash`) at 250 rounds each
 # instead of the normal suite's 100.
 #
 #   tests/stress/run.sh [events] [build-dir]      e.g. tests/stress/run.sh 10000000 (about 1 minute)
@@ -28,7 +28,7 @@ cmake --build "${build}" -j 2 --target "${targets[@]}"
 export AURORA_STRESS_EVENTS="${events}"
 export AURORA_MODEL_STEPS="${AURORA_MODEL_STEPS:-200000}"
 export AURORA_STRESS_TIMEOUT="${AURORA_STRESS_TIMEOUT:-600}"
-export AURORA_CRASH_ROUNDS="${AURORA_CRASH_ROUNDS:-500}"
+export AURORA_CRASH_ROUNDS="${AURORA_CRASH_ROUNDS:-250}"
 # One test at a time: the stress tests use 7 threads of their own on 2 cores. A crash test at
 # 500 rounds took 3 to 3.5 minutes per test here in a debug build (each round checks the whole
 # file, which grows), within its TIMEOUT of 900 s.
