@@ -118,7 +118,9 @@ class group_commit {
   }
 
   // What made the failed group fail. Call with the lock held.
-  [[nodiscard]] std::string reason() const { return failure_.empty() ? "out of memory reporting the failure" : failure_; }
+  [[nodiscard]] std::string reason() const {
+    return failure_.empty() ? "out of memory reporting the failure" : failure_;
+  }
 
   // True after a group failed.
   [[nodiscard]] bool failed() const {
