@@ -317,3 +317,99 @@ TEST_CASE("DurableDatabase: watch while writers run: snapshot plus events is the
   CHECK(final_state.sequence == db.last_sequence());
   CHECK(std::map<std::string, Document>(final_state.documents.begin(), final_state.documents.end()) == copy);
 }
+
+namespace {
+
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define AURORA_TEST_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__) || defined(AURORA_TEST_TSAN)
+constexpr int durable_transfers_per_thread = 1'000;
+#else
+constexpr int durable_transfers_per_thread = 10'000;
+#endif
+
+// Replays account events onto `initial` balances; counts the commit boundaries and those where
+// the total is not `total`.
+struct replay {
+  std::map<std::string, std::int64_t> balances;
+  std::uint64_t boundaries = 0;
+  std::uint64_t bad = 0;
+
+  void apply(const aurora::ChangeEvent& ev, std::int64_t total) {
+    balances[ev.document_id] = ev.document->at("balance").get<std::int64_t>();
+    if (ev.sequence != ev.commit) return;
+    ++boundaries;
+    std::int64_t sum = 0;
+    for (const auto& [id, b] : balances) sum += b;
+    if (sum != total) ++bad;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("DurableDatabase: 4 threads of bank transfers keep the total in the feed and the log and after reopening",
+          "[durable]") {
+  constexpr int accounts = 10;
+  constexpr std::int64_t initial = 1'000;
+  constexpr std::int64_t total = accounts * initial;
+  temp_dir dir;
+  const std::string path = dir.file("db");
+  Options options = small(1 << 20);
+  options.durability = aurora::Durability::normal;  // the commit path is the same; fsyncs are fewer
+  std::atomic<int> refused{0};
+  replay live;
+  {
+    DurableDatabase db(path, options);
+    for (int i = 0; i < accounts; ++i) db.insert("accounts", "acct-" + std::to_string(i), {{"balance", initial}});
+    auto feed = db.subscribe("accounts");
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&db, &refused, t] {
+        std::uint64_t state = std::uint64_t{0x9e3779b97f4a7c15} * static_cast<std::uint64_t>(t + 1);
+        for (int i = 0; i < durable_transfers_per_thread; ++i) {
+          state = state * std::uint64_t{6364136223846793005} + std::uint64_t{1442695040888963407};
+          const auto from = "acct-" + std::to_string((state >> 33) % std::uint64_t{accounts});
+          const auto to = "acct-" + std::to_string((state >> 45) % std::uint64_t{accounts});
+          const auto amount = static_cast<std::int64_t>((state >> 20) % 300);
+          try {
+            db.transaction([&](aurora::Transaction& tx) {
+              const std::int64_t a = tx.get("accounts", from)->at("balance").get<std::int64_t>();
+              if (a < amount) throw std::runtime_error("insufficient funds");
+              tx.update("accounts", from, {{"balance", a - amount}});
+              const std::int64_t b = tx.get("accounts", to)->at("balance").get<std::int64_t>();  // sees the update
+              tx.update("accounts", to, {{"balance", b + amount}});
+            });
+          } catch (const std::runtime_error&) {
+            refused.fetch_add(1);
+          }
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    for (int i = 0; i < accounts; ++i) live.balances["acct-" + std::to_string(i)] = initial;
+    for (const auto& ev : drain(feed)) live.apply(*ev, total);
+    std::int64_t sum = 0;
+    for (const auto& [id, doc] : db.snapshot("accounts").documents) sum += doc.at("balance").get<std::int64_t>();
+    CHECK(sum == total);
+  }
+  CHECK(live.bad == 0);
+  CHECK(live.boundaries >= 1);
+  INFO("refused transfers: " << refused.load() << ", commits " << live.boundaries);
+  CHECK(live.boundaries + static_cast<std::uint64_t>(refused.load()) <= 4U * durable_transfers_per_thread);
+
+  // After reopening: the documents, and the change log replayed from the first transfer.
+  DurableDatabase db(path, options);
+  std::int64_t sum = 0;
+  for (const auto& [id, doc] : db.snapshot("accounts").documents) sum += doc.at("balance").get<std::int64_t>();
+  CHECK(sum == total);
+  replay logged;
+  for (int i = 0; i < accounts; ++i) logged.balances["acct-" + std::to_string(i)] = initial;
+  auto sub = db.subscribe("accounts", {}, Start::after(accounts));
+  for (const auto& ev : drain(sub)) logged.apply(*ev, total);
+  CHECK(logged.bad == 0);
+  CHECK(logged.boundaries == live.boundaries);
+  CHECK(logged.balances == live.balances);
+}
