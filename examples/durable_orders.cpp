@@ -5,7 +5,7 @@
 // the change log, the later ones live, with nothing missed and nothing handled twice.
 #include <aurora/sqlite.hpp>
 
-#include <stdlib.h>  // mkdtemp
+#include <stdlib.h>  // NOLINT(modernize-deprecated-headers): mkdtemp is POSIX, declared here
 
 #include <cstdint>
 #include <cstdlib>

@@ -34,9 +34,11 @@ int main() {
   const std::uint64_t opened = db.last_sequence();
   auto audit = db.subscribe_global({}, aurora::Start::after(opened));
 
+  constexpr int teller_count = 4;
   std::vector<std::thread> tellers;
-  std::vector<int> aborted(4, 0);
-  for (int t = 0; t < 4; ++t) {
+  tellers.reserve(teller_count);
+  std::vector<int> aborted(teller_count, 0);
+  for (int t = 0; t < teller_count; ++t) {
     tellers.emplace_back([&db, &aborted, t] {
       std::mt19937 rng(static_cast<unsigned>(t) + 1);
       for (int i = 0; i < 500; ++i) {
@@ -85,7 +87,7 @@ int main() {
   bool whole = true;
   for (const auto& [commit, sum] : moved) whole = whole && sum == 0 && events[commit] == 2;
   std::cout << moved.size() << " transfers committed, " << aborted_total << " aborted, total " << total << "\n";
-  if (total != accounts * initial || !whole || static_cast<int>(moved.size()) + aborted_total != 4 * 500) {
+  if (total != accounts * initial || !whole || static_cast<int>(moved.size()) + aborted_total != teller_count * 500) {
     std::cerr << "the invariant does not hold\n";
     return EXIT_FAILURE;
   }
