@@ -17,6 +17,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -54,27 +55,29 @@ class RedisServer {
     if (::mkdtemp(pattern) == nullptr) throw std::runtime_error("mkdtemp failed");
     dir_ = pattern;
     socket_ = dir_ + "/redis.sock";
-    std::vector<std::string> args{executable, "--port",    "0",          "--unixsocket", socket_, "--unixsocketperm",
-                                  "700",      "--dir",     dir_,         "--save",       "",      "--appendonly",
-                                  "yes",      "--logfile", dir_ + "/log"};
+    std::vector<std::string> args{executable, "--port", "0",  "--unixsocket", socket_, "--unixsocketperm",
+                                  "700",      "--dir",  dir_, "--save",       "",      "--appendonly",
+                                  "yes"};
     std::vector<char*> argv;
     argv.reserve(args.size() + 1);
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
+    int out[2];  // the server's log: its last line before it serves is "Ready to accept connections"
+    if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
     pid_ = ::fork();
     if (pid_ < 0) throw std::runtime_error("fork failed");
     if (pid_ == 0) {
+      ::dup2(out[1], STDOUT_FILENO);
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // dies with this program
       ::execve(executable.c_str(), argv.data(), environ);
       ::_exit(127);
     }
-    // Wait (at most 10 s) until it answers PING on its socket.
-    for (int attempt = 0; attempt < 1000; ++attempt) {
-      if (ping()) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    ::close(out[1]);
+    const bool ready = wait_ready(out[0]);
+    ::close(out[0]);  // later log lines are dropped (the server ignores SIGPIPE)
+    if (ready) return;
     stop();
-    throw std::runtime_error("redis-server did not answer on " + socket_ + " (see " + dir_ + "/log)");
+    throw std::runtime_error("redis-server did not answer on " + socket_ + " within 10 s");
   }
 
   RedisServer(const RedisServer&) = delete;
@@ -94,6 +97,21 @@ class RedisServer {
     ::kill(pid_, SIGTERM);
     ::waitpid(pid_, nullptr, 0);
     pid_ = -1;
+  }
+
+  // Reads the server's output until PING is answered (tried after each chunk), the output ends
+  // (it exited) or 10 s have passed.
+  [[nodiscard]] bool wait_ready(int fd) const {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    char chunk[4096];
+    for (;;) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      pollfd p{fd, POLLIN, 0};
+      if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+      if (::read(fd, chunk, sizeof chunk) <= 0) return false;
+      if (ping()) return true;
+    }
   }
 
   [[nodiscard]] bool ping() const {
