@@ -60,6 +60,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -362,26 +363,25 @@ struct server_state {
   tcp::endpoint endpoint;  // set by start(), under the mutex
 
   // The JSON text of the events being delivered, shared by the connections that deliver the same
-  // event: `to_json` runs once per event, not once per subscriber. Keyed by the shared event
-  // itself, which the entry keeps alive, so its address cannot name another event while cached.
+  // event: `to_json` runs once per event, not once per subscriber. Slot `sequence % size` holds
+  // the text of the last event with that slot, keyed by the shared event itself, which the slot
+  // keeps alive, so its address cannot name another event while cached. Connections read in
+  // bursts of up to 64 events at different points of the feed: the slots cover 1,024 sequences.
   // An event whose subscription projected it (filter `fields`) is another object, so another key.
   std::shared_ptr<const std::string> event_text(const std::shared_ptr<const ChangeEvent>& event) {
+    auto& slot = texts[event->sequence % texts.size()];
     {
       const std::lock_guard lock(texts_mutex);
-      for (const auto& [cached, text] : texts) {
-        if (cached == event) return text;
-      }
+      if (slot.first == event) return slot.second;
     }
     auto text = std::make_shared<const std::string>(event_json(*event));
     const std::lock_guard lock(texts_mutex);
-    texts[texts_next] = {event, text};
-    texts_next = (texts_next + 1) % texts.size();
+    slot = {event, text};
     return text;
   }
 
-  std::mutex texts_mutex;  // guards texts and texts_next
-  std::array<std::pair<std::shared_ptr<const ChangeEvent>, std::shared_ptr<const std::string>>, 16> texts{};
-  std::size_t texts_next = 0;
+  std::mutex texts_mutex;  // guards texts
+  std::array<std::pair<std::shared_ptr<const ChangeEvent>, std::shared_ptr<const std::string>>, 1024> texts{};
 
   std::mutex mutex;  // guards what follows
   bool started = false;
@@ -413,17 +413,32 @@ struct server_state {
 // `lagged` with exactly how many it missed there, then the events after.
 struct sub_entry {
   std::string id;
+  std::array<std::shared_ptr<const std::string>, 3> tails;  // event_message_tail, by Transition
   Subscription sub;
   bool active = true;
   bool dropping = false;
   std::uint64_t missed = 0;
 };
 
-// A server message waiting to be written; with `lagged` set, the lagged notice of that
-// subscription, formatted when written so that it counts every event dropped until then.
+// A server message waiting to be written: `text`; or, with `lagged` set, the lagged notice of
+// that subscription, formatted when written so that it counts every event dropped until then; or,
+// with `event` set, an event message written as three gathered parts (head, the event's text
+// shared with the other subscribers, this subscription's tail), so nothing is copied per client.
 struct outgoing {
   std::string text;
   std::shared_ptr<sub_entry> lagged;
+  std::shared_ptr<const std::string> event;
+  std::shared_ptr<const std::string> tail;
+
+  static outgoing message(std::string text) { return {std::move(text), nullptr, nullptr, nullptr}; }
+  static outgoing lagged_notice(std::shared_ptr<sub_entry> entry) { return {{}, std::move(entry), nullptr, nullptr}; }
+  static outgoing event_parts(std::shared_ptr<const std::string> event, std::shared_ptr<const std::string> tail) {
+    return {{}, nullptr, std::move(event), std::move(tail)};
+  }
+
+  [[nodiscard]] std::size_t size() const noexcept {
+    return event ? event_message_head.size() + event->size() + tail->size() : text.size();
+  }
 };
 
 // One client connection: HTTP requests (static files), and possibly the upgrade to the feed.
@@ -635,11 +650,14 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
     }
     auto entry = std::make_shared<sub_entry>();
     entry->id = req.id;
+    for (const Transition t : {Transition::enter, Transition::change, Transition::leave}) {
+      entry->tails.at(static_cast<std::size_t>(t)) = std::make_shared<const std::string>(event_message_tail(req.id, t));
+    }
     try {
       if (req.snapshot) {
         Watch w = server_->source.watch(req);
         std::string text_out = snapshot_message(req.id, w.snapshot);
-        push(outgoing{std::move(text_out), nullptr});  // always queued: the view's size bounds it
+        push(outgoing::message(std::move(text_out)));  // always queued: the view's size bounds it
         entry->sub = std::move(w.subscription);
       } else {
         entry->sub = server_->source.subscribe(req);
@@ -652,18 +670,28 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
     asio::co_spawn(ws_.get_executor(), pump(shared_from_this(), entry), asio::detached);
   }
 
-  // Moves one subscription's events to the outgoing queue until it is closed.
+  // Moves one subscription's events to the outgoing queue until it is closed. After each receive
+  // it takes up to `max_drain` more events that are ready without suspending (one coroutine
+  // resumption per burst instead of one per event), then receives again, which lets the writer
+  // on this strand run when the receive's time budget is spent.
   static asio::awaitable<void> pump(std::shared_ptr<feed_session> self, std::shared_ptr<sub_entry> entry) {
+    constexpr int max_drain = 64;
     try {
       for (;;) {
-        const RecvResult r = co_await entry->sub.recv();
-        if (!entry->active || self->finished_) co_return;
-        if (r) {
-          self->offer(entry, r);
-        } else if (r.error().code == errc::lagged) {
-          self->note_missed(entry, r.error().missed, false);
-        } else {
-          co_return;  // closed: unsubscribed, connection ended, or the Database is gone
+        RecvResult r = co_await entry->sub.recv();
+        for (int taken = 0;; ++taken) {
+          if (!entry->active || self->finished_) co_return;
+          if (r) {
+            self->offer(entry, r);
+          } else if (r.error().code == errc::lagged) {
+            self->note_missed(entry, r.error().missed, false);
+          } else if (r.error().code == errc::empty) {
+            break;
+          } else {
+            co_return;  // closed: unsubscribed, connection ended, or the Database is gone
+          }
+          if (taken == max_drain) break;
+          r = entry->sub.try_recv();
         }
       }
     } catch (const std::exception&) {
@@ -679,9 +707,9 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
   }
 
   void push(outgoing item) {
-    queued_bytes_ += item.text.size();
+    queued_bytes_ += item.size();
     queue_.push_back(std::move(item));
-    wake_.cancel();
+    if (writer_waiting_) wake_.cancel();
   }
 
   // A reply to the client's own message. A client that sends requests without reading the
@@ -691,14 +719,15 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
       abort();
       return;
     }
-    push(outgoing{std::move(text), nullptr});
+    push(outgoing::message(std::move(text)));
   }
 
   void offer(const std::shared_ptr<sub_entry>& entry, const RecvResult& r) {
     if (!entry->dropping) {
-      std::string text = event_message(entry->id, r.transition(), *server_->event_text(r.event()));
-      if (has_room(text.size())) {
-        push(outgoing{std::move(text), nullptr});
+      const auto& tail = entry->tails.at(static_cast<std::size_t>(r.transition()));
+      outgoing item = outgoing::event_parts(server_->event_text(r.event()), tail);
+      if (has_room(item.size())) {
+        push(std::move(item));
         return;
       }
     }
@@ -711,7 +740,7 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
     entry->missed += n;
     if (!entry->dropping) {
       entry->dropping = true;
-      push(outgoing{{}, entry});
+      push(outgoing::lagged_notice(entry));
     }
     if (queue_full) arm_slow_timer();
   }
@@ -751,7 +780,9 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
     for (;;) {
       while (queue_.empty() && !closing_ && !finished_) {
         wake_.expires_at(asio::steady_timer::time_point::max());
+        writer_waiting_ = true;
         auto [ec] = co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
+        writer_waiting_ = false;
         (void)ec;  // cancelled: something to do
       }
       if (finished_) co_return;
@@ -762,7 +793,7 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
       }
       outgoing item = std::move(queue_.front());
       queue_.pop_front();
-      queued_bytes_ -= item.text.size();
+      queued_bytes_ -= item.size();
       if (item.lagged) {
         if (!item.lagged->active) continue;
         item.text = lagged_message(item.lagged->id, item.lagged->missed);
@@ -772,8 +803,15 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
       // One system call for several messages: hold this one back when a plain message follows (one
       // that is always written; a lagged notice may be skipped), or the close frame comes next.
       if (!queue_.empty() && !queue_.front().lagged) ws_.next_layer().hold_next_write();
-      auto [ec, n] = co_await ws_.async_write(asio::buffer(item.text), asio::as_tuple(asio::use_awaitable));
-      (void)n;
+      boost::system::error_code ec;
+      if (item.event) {
+        const std::array<asio::const_buffer, 3> parts{asio::buffer(event_message_head), asio::buffer(*item.event),
+                                                      asio::buffer(*item.tail)};
+        std::tie(ec, std::ignore) = co_await ws_.async_write(parts, asio::as_tuple(asio::use_awaitable));
+      } else {
+        std::tie(ec, std::ignore) =
+            co_await ws_.async_write(asio::buffer(item.text), asio::as_tuple(asio::use_awaitable));
+      }
       if (ec) {
         abort();
         co_return;
@@ -836,6 +874,7 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
   std::size_t queued_bytes_ = 0;
   std::uint64_t slow_generation_ = 0;
   bool slow_armed_ = false;
+  bool writer_waiting_ = false;  // the writer waits on wake_ (push wakes it only then)
   bool ws_open_ = false;
   bool closing_ = false;
   bool finished_ = false;

@@ -184,6 +184,18 @@ inline ClientMessage parse_subscribe(const nlohmann::json& j, std::optional<std:
   return req;
 }
 
+// An event message is `event_message_head`, the event's JSON text, then the tail of its
+// subscription and transition: a server can send the three as one gathered frame and share the
+// middle between subscribers.
+inline constexpr std::string_view event_message_head = R"({"event":)";
+
+inline std::string event_message_tail(std::string_view id, Transition transition) {
+  std::string out(R"(,"id":)");
+  out.append(dump(std::string(id)));
+  out.append(R"(,"transition":")").append(to_string(transition)).append(R"(","type":"event"})");
+  return out;
+}
+
 }  // namespace detail
 
 /// Parses one client message (the text of one WebSocket text frame).
@@ -262,13 +274,10 @@ inline ClientMessage parse_subscribe(const nlohmann::json& j, std::optional<std:
 /// Throws only `std::bad_alloc`. Thread safety: a pure function.
 [[nodiscard]] inline std::string event_message(std::string_view id, Transition transition,
                                                std::string_view event_json_text) {
-  const std::string id_text = detail::dump(std::string(id));
-  const std::string_view t = to_string(transition);
+  const std::string tail = detail::event_message_tail(id, transition);
   std::string out;
-  out.reserve(event_json_text.size() + id_text.size() + t.size() + 48);
-  out.append(R"({"event":)").append(event_json_text);
-  out.append(R"(,"id":)").append(id_text);
-  out.append(R"(,"transition":")").append(t).append(R"(","type":"event"})");
+  out.reserve(detail::event_message_head.size() + event_json_text.size() + tail.size());
+  out.append(detail::event_message_head).append(event_json_text).append(tail);
   return out;
 }
 
