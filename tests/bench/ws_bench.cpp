@@ -6,7 +6,8 @@
 //       An Aurora Database and FeedServer on one thread. Prints "listening PORT", waits until
 //       `clients` subscriptions to "orders" exist, then inserts N orders (as fast as it can, or R
 //       per second), each stamped with "t_ns" (CLOCK_MONOTONIC) just before the insert; exits
-//       when the clients are gone.
+//       when the clients are gone, printing "cpu SECONDS" (user + system CPU time of the process:
+//       what the server spent, whatever the client's share of the machine was).
 //   ws_bench --role client --url ws://127.0.0.1:PORT/feed --clients 64 --events N [--label L]
 //       `clients` WebSockets on one thread, each sends {"op":"subscribe",...} and reads until it
 //       has N events (or was told it missed some with `lagged`). Prints one JSON line: deliveries,
@@ -48,6 +49,8 @@
 #include <string_view>
 #include <thread>
 #include <vector>
+
+#include <sys/resource.h>
 
 namespace {
 
@@ -122,6 +125,14 @@ int run_server(const bench_options& o, std::promise<std::uint16_t>* port_out) {
     if (e) std::rethrow_exception(e);
   });
   io.run();
+  if (port_out == nullptr) {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    const auto seconds = [](const timeval& t) {
+      return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+    };
+    std::cout << "cpu " << seconds(usage.ru_utime) + seconds(usage.ru_stime) << std::endl;
+  }
   return 0;
 }
 

@@ -13,8 +13,10 @@
 #   NICE=-15             servers and client run at this nice level (needs root, ignored
 #                        otherwise), so that builds sharing the machine take less of their CPU
 #
-# Per run ws_bench prints {"server":..,"deliveries_per_s":..,"latency_p99_us":..,"ok":..}; the
-# lines go to $OUT/results.jsonl. Needs node and npm (the peer is installed with `npm ci` from its
+# Per run ws_bench prints {"server":..,"deliveries_per_s":..,"latency_p99_us":..,"ok":..}, to which
+# the script adds the server's CPU time (user + system, the server reports it as it exits); the
+# lines go to $OUT/results.jsonl. On 2 cores the client takes a core's share too, so deliveries/s
+# is bounded by both processes; server CPU per delivery is what the server alone costs. Needs node and npm (the peer is installed with `npm ci` from its
 # committed package-lock.json into $OUT/ws-peer).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -49,9 +51,13 @@ run() {
   local server_pid=$server_PID word port
   read -r word port <&"${server[0]}"
   [[ "$word" == listening ]] || { echo "ws_compare: $label did not start" >&2; exit 1; }
-  "${nice_cmd[@]}" "$bench" --role client --url "ws://127.0.0.1:$port/feed" --clients "$CLIENTS" --events "$events" \
-           --rate "$rate" --label "$label" | tee -a "$results"
+  local result cpu_word cpu
+  result=$("${nice_cmd[@]}" "$bench" --role client --url "ws://127.0.0.1:$port/feed" --clients "$CLIENTS" \
+             --events "$events" --rate "$rate" --label "$label")
+  read -r cpu_word cpu <&"${server[0]}" || true
   wait "$server_pid"
+  [[ "$cpu_word" == cpu ]] || { echo "ws_compare: $label did not report its CPU time" >&2; exit 1; }
+  echo "${result%\}},\"server_cpu_s\":$cpu}" | tee -a "$results"
 }
 
 for ((round = 1; round <= ROUNDS; ++round)); do
@@ -69,11 +75,16 @@ assert all(r["ok"] for r in runs), "a run lost or missed events"
 def median(server, rate, key):
     return statistics.median(r[key] for r in runs if r["server"] == server and (r["rate"] > 0) == rate)
 out = {"bench": "ws_fanout_compare", "rounds": len(runs) // 4, "clients": runs[0]["clients"]}
+for r in runs:
+    r["server_cpu_ns_per_delivery"] = r["server_cpu_s"] * 1e9 / r["deliveries"]
 for s in ("aurora", "node"):
     out[s + "_deliveries_per_s"] = round(median(s, False, "deliveries_per_s"))
+    out[s + "_server_cpu_ns_per_delivery"] = round(median(s, False, "server_cpu_ns_per_delivery"))
     out[s + "_latency_p50_us_at_rate"] = round(median(s, True, "latency_p50_us"), 1)
     out[s + "_latency_p99_us_at_rate"] = round(median(s, True, "latency_p99_us"), 1)
 out["rate_per_s"] = next(r["rate"] for r in runs if r["rate"] > 0)
 out["throughput_ratio_aurora_over_node"] = round(out["aurora_deliveries_per_s"] / out["node_deliveries_per_s"], 3)
+out["server_cpu_ratio_node_over_aurora"] = round(
+    out["node_server_cpu_ns_per_delivery"] / out["aurora_server_cpu_ns_per_delivery"], 3)
 print(json.dumps(out))
 EOF

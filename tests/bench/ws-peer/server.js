@@ -9,7 +9,8 @@
 // then sends N events (as fast as it can, yielding to the event loop every 64 events like the
 // Aurora writer, or R per second), each stamped with "t_ns" (process.hrtime, CLOCK_MONOTONIC)
 // just before it is built; each event is serialised once and sent to every client, the usual
-// broadcast with `ws`. Exits when the clients are gone.
+// broadcast with `ws`. Exits when the clients are gone, printing "cpu SECONDS" (user + system
+// CPU time of the process).
 "use strict";
 
 const crypto = require("node:crypto");
@@ -44,7 +45,13 @@ wss.on("connection", (ws) => {
   });
   ws.on("close", () => {
     subscribers.delete(ws);
-    if (started && subscribers.size === 0) wss.close(() => process.exit(0));
+    if (started && subscribers.size === 0) {
+      wss.close(() => {
+        const cpu = process.cpuUsage();  // microseconds, this process, as ws_bench --role server reports it
+        console.log(`cpu ${(cpu.user + cpu.system) / 1e6}`);
+        process.exit(0);
+      });
+    }
   });
 });
 
