@@ -7,18 +7,24 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <functional>
+#include <memory>
 #include <optional>
+#include <stdexcept>
 #include <thread>
 #include <type_traits>
 #include <variant>
@@ -526,4 +532,159 @@ TEST_CASE("a cancellation before a queued receive runs is not held until the nex
   run_bounded(io);
   REQUIRE(parked.done);
   CHECK(parked.ec == asio::error::operation_aborted);
+}
+
+// ------------------------------------------------------------------------ batched wake-ups
+
+TEST_CASE("parked receives on one io_context are resumed by one hand-off per publish", "[subscription][wake]") {
+  aurora::Database db;
+  asio::io_context io;
+  constexpr std::size_t n = 8;
+  std::vector<aurora::Subscription> subs;
+  for (std::size_t i = 0; i < n; ++i) subs.push_back(db.subscribe("users"));
+  std::vector<recorded> out(n);
+  for (std::size_t i = 0; i < n; ++i) subs[i].async_recv(record_into(io, out[i]));
+  CHECK(io.poll() == 0);  // all parked: nothing queued yet
+  io.restart();
+
+  db.insert("users", doc(1));  // from a thread that does not run io
+  CHECK(io.run_one() == 1);    // one piece of work resumes all of them
+  for (std::size_t i = 0; i < n; ++i) {
+    INFO("subscriber " << i);
+    REQUIRE(out[i].done);
+    CHECK_FALSE(out[i].ec);
+    REQUIRE(out[i].result);
+    CHECK(out[i].result->document->at("i") == 1);
+  }
+  CHECK(io.poll() == 0);  // and nothing else was queued
+}
+
+TEST_CASE("a batched wake-up completes each receive on its own executor", "[subscription][wake][threads]") {
+  aurora::Options options;
+  constexpr int events = 2000;
+  options.channel_capacity = events;  // nobody lags: every receive must see every event
+  aurora::Database db(options);
+  asio::io_context io(2);
+  asio::io_context other(1);
+  auto strand = asio::make_strand(io);
+  constexpr std::size_t plain = 6;
+  constexpr std::size_t stranded = 3;
+  constexpr std::size_t elsewhere = 3;
+  constexpr std::size_t n = plain + stranded + elsewhere;
+  struct tally {
+    int received = 0;
+    int out_of_order = 0;
+    int wrong_executor = 0;
+    bool ended_ok = false;
+  };
+  std::vector<tally> tallies(n);
+  std::atomic<std::size_t> started{0};
+  auto reader = [&](aurora::Subscription sub, tally& t, std::function<bool()> on_executor) -> asio::awaitable<void> {
+    started.fetch_add(1);
+    for (int expected = 0; expected < events; ++expected) {
+      const RecvResult r = co_await sub.recv();
+      if (!on_executor()) ++t.wrong_executor;
+      if (!r) co_return;
+      if (r->document->at("i") != expected) ++t.out_of_order;
+      ++t.received;
+    }
+    t.ended_ok = true;
+  };
+  auto work = asio::make_work_guard(io);
+  auto other_work = asio::make_work_guard(other);
+  for (std::size_t i = 0; i < n; ++i) {
+    auto sub = db.subscribe("users");
+    if (i < plain) {
+      asio::co_spawn(io,
+                     reader(std::move(sub), tallies[i], [&io] { return io.get_executor().running_in_this_thread(); }),
+                     asio::detached);
+    } else if (i < plain + stranded) {
+      asio::co_spawn(strand, reader(std::move(sub), tallies[i], [&strand] { return strand.running_in_this_thread(); }),
+                     asio::detached);
+    } else {
+      asio::co_spawn(
+          other, reader(std::move(sub), tallies[i], [&other] { return other.get_executor().running_in_this_thread(); }),
+          asio::detached);
+    }
+  }
+  std::vector<std::thread> threads;
+  threads.emplace_back([&io] { io.run_for(60s); });
+  threads.emplace_back([&io] { io.run_for(60s); });
+  threads.emplace_back([&other] { other.run_for(60s); });
+  std::thread writer([&] {
+    for (int i = 0; i < events; ++i) db.insert("users", doc(i));
+  });
+  writer.join();
+  work.reset();
+  other_work.reset();
+  for (auto& t : threads) t.join();
+  CHECK(started.load() == n);
+  for (std::size_t i = 0; i < n; ++i) {
+    INFO("subscriber " << i);
+    CHECK(tallies[i].received == events);
+    CHECK(tallies[i].out_of_order == 0);
+    CHECK(tallies[i].wrong_executor == 0);
+    CHECK(tallies[i].ended_ok);
+  }
+}
+
+TEST_CASE("a handler that throws out of a batched wake-up does not lose the others", "[subscription][wake]") {
+  aurora::Database db;
+  asio::io_context io;
+  constexpr std::size_t n = 3;
+  std::vector<aurora::Subscription> subs;
+  for (std::size_t i = 0; i < n; ++i) subs.push_back(db.subscribe("users"));
+  std::vector<recorded> out(n);
+  subs[0].async_recv(record_into(io, out[0]));
+  subs[1].async_recv(asio::bind_executor(io.get_executor(), [&out](boost::system::error_code ec, RecvResult r) {
+    out[1].done = true;
+    out[1].ec = ec;
+    out[1].result = std::move(r);
+    throw std::runtime_error("handler failed");
+  }));
+  subs[2].async_recv(record_into(io, out[2]));
+  db.insert("users", doc(5));
+  CHECK_THROWS_AS(io.run(), std::runtime_error);
+  io.restart();
+  run_bounded(io);
+  for (std::size_t i = 0; i < n; ++i) {
+    INFO("subscriber " << i);
+    REQUIRE(out[i].done);
+    CHECK_FALSE(out[i].ec);
+    REQUIRE(out[i].result);
+    CHECK(out[i].result->document->at("i") == 5);
+  }
+  // Each can receive again.
+  for (std::size_t i = 0; i < n; ++i) {
+    out[i] = recorded{};
+    subs[i].async_recv(record_into(io, out[i]));
+  }
+  db.insert("users", doc(6));
+  io.restart();
+  run_bounded(io);
+  for (std::size_t i = 0; i < n; ++i) {
+    REQUIRE(out[i].done);
+    REQUIRE(out[i].result);
+    CHECK(out[i].result->document->at("i") == 6);
+  }
+}
+
+TEST_CASE("a batched wake-up queued on a context that goes away destroys its receives", "[subscription][wake][close]") {
+  aurora::Database db;
+  auto sub_a = db.subscribe("users");
+  auto sub_b = db.subscribe("users");
+  auto token = std::make_shared<int>(0);
+  bool invoked = false;
+  {
+    asio::io_context io;
+    auto handler = [&invoked, token](boost::system::error_code, RecvResult) { invoked = true; };
+    sub_a.async_recv(asio::bind_executor(io.get_executor(), handler));
+    sub_b.async_recv(asio::bind_executor(io.get_executor(), handler));
+    CHECK(token.use_count() == 4);  // `handler` and the two receives hold it
+    db.insert("users", doc(1));     // queues the hand-off; io never runs it
+  }
+  CHECK_FALSE(invoked);
+  CHECK(token.use_count() == 1);  // both handlers were destroyed with the context
+  db.insert("users", doc(2));     // nothing left to wake
+  CHECK(token.use_count() == 1);
 }

@@ -36,23 +36,28 @@ class wake_batch {
   wake_batch& operator=(const wake_batch&) = delete;
   ~wake_batch() { wake(); }
 
-  // Wakes the parked readers, then releases what was displaced. Idempotent. (A single write's
+  // Wakes the parked readers, then releases what was displaced and retired. Idempotent. (A single write's
   // batch leaves displaced_[0] to its collection channel and displaced_[1] to the global one.)
+  // The readers parked on one io_context are handed back together, in one piece of work per
+  // context (see wake_round).
   void wake() noexcept {
-    if (global_ != nullptr) {
-      notify(*global_);
-      global_ = nullptr;
-    }
-    if (channel_) {
-      notify(*channel_);
-      channel_.reset();
+    {
+      const wake_round round;
+      if (global_ != nullptr) {
+        notify(*global_);
+        global_ = nullptr;
+      }
+      if (channel_) {
+        notify(*channel_);
+        channel_.reset();
+      }
+      if (more_) {
+        for (const auto& ring : more_->channels) notify(*ring);
+      }
     }
     displaced_[0].reset();
     displaced_[1].reset();
-    if (more_) {
-      for (const auto& ring : more_->channels) notify(*ring);
-      more_.reset();
-    }
+    more_.reset();
   }
 
  private:

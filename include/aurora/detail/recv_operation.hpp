@@ -1,9 +1,11 @@
 // recv_operation: a pending receive, type-erased, that keeps its handler's own executor type;
-// recv_service: the receives parked on one execution context.
+// recv_service: the receives parked on one execution context; wake_round: the receives one
+// thread hands back in one go, one hand-off per io_context.
 #pragma once
 
 #include <aurora/recv_result.hpp>
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/associated_allocator.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
@@ -11,18 +13,21 @@
 #include <boost/asio/execution/context.hpp>
 #include <boost/asio/execution_context.hpp>
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/query.hpp>
 #include <boost/asio/recycling_allocator.hpp>
 #include <boost/asio/system_executor.hpp>
 #include <boost/system/error_code.hpp>
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -31,6 +36,7 @@ namespace aurora::detail {
 using recv_signature = void(boost::system::error_code, RecvResult);
 
 class recv_operation;
+class wake_round;
 
 struct recv_operation_deleter {
   void operator()(recv_operation* op) const noexcept;
@@ -220,6 +226,18 @@ class recv_operation {
     return service_;
   }
 
+  // The io_context whose plain executor (io_context::executor_type, itself or inside an
+  // any_io_executor, with no property changed) the handler is associated with, else nullptr.
+  // Only such receives are resumed together by a wake_round: work posted to any thread running
+  // that context runs on their executor. Strands and other executors keep their own post.
+  boost::asio::io_context* plain_context() noexcept {
+    if (!context_known_) {
+      context_ = find_plain_context();
+      context_known_ = true;
+    }
+    return context_;
+  }
+
  protected:
   struct outcome {
     boost::system::error_code ec;
@@ -247,15 +265,23 @@ class recv_operation {
 
  private:
   friend struct recv_operation_deleter;
+  friend class wake_round;
 
   virtual void invoke(boost::system::error_code ec, RecvResult r) = 0;
   // Queues `task` (whose op is set to this operation) on the handler's executor.
   virtual void post(posted task) = 0;
   virtual void destroy() noexcept = 0;
   virtual recv_service* find_service() = 0;
+  virtual boost::asio::io_context* find_plain_context() noexcept = 0;
 
   recv_service* service_ = nullptr;
+  boost::asio::io_context* context_ = nullptr;
   bool service_known_ = false;
+  bool context_known_ = false;
+  // While it waits in a wake_round's hand-off: the next receive of that hand-off and what
+  // resumes it.
+  recv_operation* round_next_ = nullptr;
+  std::shared_ptr<recv_target> round_target_;
 };
 
 inline void recv_operation_deleter::operator()(recv_operation* op) const noexcept { op->destroy(); }
@@ -318,6 +344,19 @@ class recv_operation_impl final : public recv_operation {
 
   recv_service* find_service() override { return recv_service_for(work_.get_executor()); }
 
+  boost::asio::io_context* find_plain_context() noexcept override {
+    using plain = boost::asio::io_context::executor_type;
+    if constexpr (std::is_same_v<executor_type, plain>) {
+      return &work_.get_executor().context();
+    } else if constexpr (std::is_same_v<executor_type, boost::asio::any_io_executor>) {
+      const executor_type ex = work_.get_executor();
+      const plain* target = ex.template target<plain>();
+      return target != nullptr ? &target->context() : nullptr;
+    } else {
+      return nullptr;
+    }
+  }
+
   void free_self(allocator_type alloc) noexcept {
     std::allocator_traits<allocator_type>::destroy(alloc, this);
     std::allocator_traits<allocator_type>::deallocate(alloc, this, 1);
@@ -325,6 +364,127 @@ class recv_operation_impl final : public recv_operation {
 
   Handler handler_;
   boost::asio::executor_work_guard<executor_type> work_;
+};
+
+// A wake-up round on one thread (a writer waking the readers of what it published): while it is
+// open, the parked receives that thread hands back to resume are collected per io_context
+// instead of posted one by one, and leaving the round posts ONE piece of work per io_context
+// that resumes them in turn. The writer then pays one post (one scheduler lock, at most one
+// thread woken) per context and publish instead of one per receive.
+//
+// Only receives whose handler runs on a plain io_context executor join (see
+// recv_operation::plain_context()): for them, any thread running that context is their executor,
+// so each still completes on its own executor and never inside the writer. The round is exact
+// about the contexts' shutdown: each receive arrives with its recv_service's begin_post() done,
+// and the round calls end_post() once per receive only after the hand-off is queued.
+// The hand-off is posted, not deferred, even from a thread of that context: a writer that
+// keeps publishing without returning to run() must not hold its readers back (measured: a
+// deferred hand-off stalled hub_bench's fan-out publisher). Rounds nest (the inner one collects until it ends); a full
+// round lets the caller post the receive itself.
+class wake_round {
+ public:
+  wake_round() noexcept : outer_(current_) { current_ = this; }
+  wake_round(const wake_round&) = delete;
+  wake_round& operator=(const wake_round&) = delete;
+  ~wake_round() {
+    current_ = outer_;
+    flush();
+  }
+
+  // The round open on this thread, or nullptr.
+  [[nodiscard]] static wake_round* current() noexcept { return current_; }
+
+  // Takes `op` (taken off its parking place, begin_post() done on `service`) to be resumed by
+  // `target` when the round ends. False, leaving `op` with the caller: its executor is not a
+  // plain io_context one, or the round is full.
+  [[nodiscard]] bool add(recv_operation_ptr& op, std::shared_ptr<recv_target>& target, recv_service* service) noexcept {
+    boost::asio::io_context* ctx = op->plain_context();
+    if (ctx == nullptr) return false;
+    group* g = nullptr;
+    for (std::size_t i = 0; i < used_; ++i) {
+      if (groups_[i].ctx == ctx) g = &groups_[i];
+    }
+    if (g == nullptr) {
+      if (used_ == groups_.size()) return false;
+      g = &groups_[used_++];
+      *g = group{ctx, service, nullptr, nullptr, 0};
+    }
+    if (g->service != service) return false;  // cannot happen: one recv_service per context
+    recv_operation* raw = op.release();
+    raw->round_target_ = std::move(target);
+    raw->round_next_ = nullptr;
+    (g->tail != nullptr ? g->tail->round_next_ : g->head) = raw;
+    g->tail = raw;
+    ++g->count;
+    return true;
+  }
+
+ private:
+  // The work queued on a context: resumes its receives in turn. Destroyed unrun (the context
+  // shut down), it destroys them, as Asio destroys the work of a context that shut down.
+  class resume_list {
+   public:
+    resume_list(boost::asio::io_context* ctx, recv_operation* head) noexcept : ctx_(ctx), head_(head) {}
+    resume_list(resume_list&& other) noexcept : ctx_(other.ctx_), head_(std::exchange(other.head_, nullptr)) {}
+    resume_list(const resume_list&) = delete;
+    resume_list& operator=(const resume_list&) = delete;
+    resume_list& operator=(resume_list&&) = delete;
+    ~resume_list() {
+      while (head_ != nullptr) (void)pop();
+    }
+
+    void operator()() {
+      while (head_ != nullptr) {
+        auto [op, target] = pop();
+        try {
+          target->resume(std::move(op));
+        } catch (...) {
+          // A handler threw out of run(): the receives after it go on in a fresh hand-off.
+          if (head_ != nullptr)
+            boost::asio::post(ctx_->get_executor(), resume_list(ctx_, std::exchange(head_, nullptr)));
+          throw;
+        }
+      }
+    }
+
+   private:
+    std::pair<recv_operation_ptr, std::shared_ptr<recv_target>> pop() noexcept {
+      recv_operation* op = std::exchange(head_, head_->round_next_);
+      op->round_next_ = nullptr;
+      return {recv_operation_ptr(op), std::move(op->round_target_)};
+    }
+
+    boost::asio::io_context* ctx_;
+    recv_operation* head_;
+  };
+
+  struct group {
+    boost::asio::io_context* ctx;
+    recv_service* service;
+    recv_operation* head;
+    recv_operation* tail;
+    std::size_t count;
+  };
+
+  void flush() noexcept {
+    for (std::size_t i = 0; i < used_; ++i) {
+      group& g = groups_[i];
+      resume_list work(g.ctx, g.head);
+      try {
+        boost::asio::post(g.ctx->get_executor(), std::move(work));
+      } catch (...) {  // not queued (out of memory): `work` destroys the receives
+      }
+      if (g.service != nullptr) {
+        for (std::size_t n = 0; n < g.count; ++n) g.service->end_post();
+      }
+    }
+    used_ = 0;
+  }
+
+  static inline thread_local wake_round* current_ = nullptr;
+  wake_round* outer_;
+  std::array<group, 4> groups_{};
+  std::size_t used_ = 0;
 };
 
 }  // namespace aurora::detail

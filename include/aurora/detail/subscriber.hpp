@@ -190,7 +190,8 @@ class subscriber final : public ring_waiter,
     hand_back(take_parked(), boost::system::error_code(), RecvResult(RecvError{errc::closed}));
   }
 
-  // Called by the ring on publish and close: hands the parked receive back to its executor.
+  // Called by the ring on publish and close: hands the parked receive back to its executor (in
+  // the wake_round open on this thread, if any).
   void notify() noexcept override { hand_back(take_parked(), std::nullopt); }
 
   // Called by the recv_service of a context that shuts down: destroys the receive parked there.
@@ -337,6 +338,12 @@ class subscriber final : public ring_waiter,
   // is destroyed without completing, as Asio does with the operations of a context shut down.
   void hand_back(taken t, std::optional<std::pair<boost::system::error_code, RecvResult>> outcome) noexcept {
     if (!t.op) return;
+    if (t.may_post && !outcome) {
+      if (wake_round* round = wake_round::current()) {
+        std::shared_ptr<recv_target> self = shared_from_this();
+        if (round->add(t.op, self, t.service)) return;  // the round posts it and calls end_post()
+      }
+    }
     if (t.may_post) {
       try {
         if (outcome) {
