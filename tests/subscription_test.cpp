@@ -266,7 +266,8 @@ TEST_CASE("a cancelled co_await recv throws operation_aborted", "[subscription][
   asio::cancellation_signal signal;
   std::exception_ptr error;
   bool done = false;
-  asio::co_spawn(io, sub.recv(), asio::bind_cancellation_slot(signal.slot(), [&](std::exception_ptr e, RecvResult) {
+  asio::co_spawn(io, sub.recv(),
+                 asio::bind_cancellation_slot(signal.slot(), [&](const std::exception_ptr& e, const RecvResult&) {
                    error = e;
                    done = true;
                  }));
@@ -677,7 +678,7 @@ TEST_CASE("a batched wake-up queued on a context that goes away destroys its rec
   bool invoked = false;
   {
     asio::io_context io;
-    auto handler = [&invoked, token](boost::system::error_code, RecvResult) { invoked = true; };
+    auto handler = [&invoked, token](boost::system::error_code, const RecvResult&) { invoked = true; };
     sub_a.async_recv(asio::bind_executor(io.get_executor(), handler));
     sub_b.async_recv(asio::bind_executor(io.get_executor(), handler));
     CHECK(token.use_count() == 4);  // `handler` and the two receives hold it

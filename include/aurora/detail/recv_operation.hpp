@@ -350,7 +350,7 @@ class recv_operation_impl final : public recv_operation {
       return &work_.get_executor().context();
     } else if constexpr (std::is_same_v<executor_type, boost::asio::any_io_executor>) {
       const executor_type ex = work_.get_executor();
-      const plain* target = ex.template target<plain>();
+      const auto* target = ex.template target<plain>();
       return target != nullptr ? &target->context() : nullptr;
     } else {
       return nullptr;
@@ -383,16 +383,16 @@ class recv_operation_impl final : public recv_operation {
 // round lets the caller post the receive itself.
 class wake_round {
  public:
-  wake_round() noexcept : outer_(current_) { current_ = this; }
+  wake_round() noexcept : outer_(this_thread_round) { this_thread_round = this; }
   wake_round(const wake_round&) = delete;
   wake_round& operator=(const wake_round&) = delete;
   ~wake_round() {
-    current_ = outer_;
+    this_thread_round = outer_;
     flush();
   }
 
   // The round open on this thread, or nullptr.
-  [[nodiscard]] static wake_round* current() noexcept { return current_; }
+  [[nodiscard]] static wake_round* current() noexcept { return this_thread_round; }
 
   // Takes `op` (taken off its parking place, begin_post() done on `service`) to be resumed by
   // `target` when the round ends. False, leaving `op` with the caller: its executor is not a
@@ -481,7 +481,7 @@ class wake_round {
     used_ = 0;
   }
 
-  static inline thread_local wake_round* current_ = nullptr;
+  static inline thread_local wake_round* this_thread_round = nullptr;
   wake_round* outer_;
   std::array<group, 4> groups_{};
   std::size_t used_ = 0;
