@@ -277,6 +277,53 @@ TEST_CASE("start positions: after, oldest, history_lost and a future sequence", 
   w.run(start_positions(w));
 }
 
+// The snapshot names the server's database; a resume that names another one is refused (the
+// client's sequence belongs to that other database) and one that names this one goes on.
+asio::awaitable<void> database_identity(world& w) {
+  const std::string& database = w.server.database_id();
+  const std::string first = w.db.insert("orders", json{{"n", 1}});
+  auto ws = co_await connect(w);
+  co_await send(*ws, R"({"op":"subscribe","id":"w","collection":"orders","snapshot":true})");
+  const json snap = co_await next(*ws);
+  INFO(snap.dump());
+  REQUIRE(snap["type"] == "snapshot");
+  CHECK(snap["database"] == database);
+  const std::uint64_t seen = snap["sequence"].get<std::uint64_t>();
+  const std::string second = w.db.insert("orders", json{{"n", 2}});
+  const json live = co_await next(*ws);
+  CHECK(live["event"]["document_id"] == second);
+
+  json other = {{"op", "subscribe"},
+                {"id", "other"},
+                {"collection", "orders"},
+                {"start", {{"after", seen}}},
+                {"database", database + "x"}};
+  co_await send(*ws, other.dump());
+  const json refused = co_await expect_error(*ws, "database_mismatch");
+  CHECK(refused["id"] == "other");
+  CHECK(refused["message"].get<std::string>().find(database) != std::string::npos);
+
+  json same = other;
+  same["id"] = "same";
+  same["database"] = database;
+  co_await send(*ws, same.dump());
+  const json resumed = co_await next(*ws);
+  CHECK(resumed["id"] == "same");
+  CHECK(resumed["event"]["document_id"] == second);
+  CHECK(resumed["event"]["sequence"] == seen + 1);
+  const std::vector<json> extra = co_await fence(*ws);
+  CHECK(extra.empty());
+  CHECK(first != second);
+}
+
+TEST_CASE("the snapshot names the database and a resume on another database is refused", "[net][feed]") {
+  world w({});
+  CHECK(w.server.database_id().size() == 36);  // an in-memory database: a UUID made by the server
+  world other({});
+  CHECK(other.server.database_id() != w.server.database_id());
+  w.run(database_identity(w));
+}
+
 asio::awaitable<void> malformed_messages(world& w) {
   auto ws = co_await connect(w);
   co_await send(*ws, "not json");

@@ -57,6 +57,10 @@ TEST_CASE("subscribe defaults: global, no filter, now", "[net][protocol]") {
   CHECK(r.start == aurora::Start::oldest());
   r = subscribe_of(parse_client_message(R"({"op":"subscribe","id":"w","collection":"c","snapshot":true})"));
   CHECK(r.snapshot);
+  CHECK_FALSE(r.database);
+  r = subscribe_of(parse_client_message(R"({"op":"subscribe","id":"r","start":{"after":3},"database":"db-1"})"));
+  REQUIRE(r.database);
+  CHECK(*r.database == "db-1");
 }
 
 TEST_CASE("unsubscribe is parsed", "[net][protocol]") {
@@ -90,6 +94,8 @@ TEST_CASE("malformed messages become errors that name the problem", "[net][proto
       {R"({"op":"subscribe","id":"x","start":{"after":1.5}})", "invalid_message", "\"start\"", true},
       {R"({"op":"subscribe","id":"x","start":{"after":1,"b":2}})", "invalid_message", "\"start\"", true},
       {R"({"op":"subscribe","id":"x","snapshot":"yes"})", "invalid_message", "\"snapshot\"", true},
+      {R"({"op":"subscribe","id":"x","database":""})", "invalid_message", "\"database\"", true},
+      {R"({"op":"subscribe","id":"x","database":7})", "invalid_message", "\"database\"", true},
       {R"({"op":"subscribe","id":"x","snapshot":true})", "invalid_message", "\"collection\"", true},
       {R"({"op":"subscribe","id":"x","collection":"c","snapshot":true,"start":"oldest"})", "invalid_message",
        "\"start\"", true},
@@ -148,6 +154,9 @@ TEST_CASE("server messages have the documented shape", "[net][protocol]") {
   const json s = json::parse(aurora::net::snapshot_message("w", snap));
   CHECK(s == json::parse(R"({"type":"snapshot","id":"w","sequence":1,"documents":[{"id":")" + id +
                          R"(","document":{"qty":2,"bad":"\ufffd"}}]})"));
+  const json named = json::parse(aurora::net::snapshot_message("w", snap, "db-1"));
+  CHECK(named["database"] == "db-1");
+  CHECK(named["documents"] == s["documents"]);
 
   CHECK(json::parse(aurora::net::lagged_message("s1", 1200)) ==
         json::parse(R"({"type":"lagged","id":"s1","missed":1200})"));

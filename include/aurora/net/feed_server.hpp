@@ -2,6 +2,7 @@
 #pragma once
 
 #include <aurora/change_event.hpp>
+#include <aurora/detail/uuid.hpp>
 #include <aurora/errc.hpp>
 #include <aurora/net/protocol.hpp>
 #include <aurora/recv_result.hpp>
@@ -114,11 +115,23 @@ using tcp = boost::asio::ip::tcp;
 using http_request = http::request<http::string_body>;
 
 // The Database as the server uses it, type-erased so that FeedServer is one type for every
-// BasicDatabase. Both calls throw aurora::error as the Database does.
+// BasicDatabase. Both calls throw aurora::error as the Database does. `database` names it to
+// clients: `db.id()` when it has one (a durable database: the same after a restart), else a UUID
+// made for this server, so that no client state outlives the in-memory database it came from.
 struct feed_source {
   std::function<Subscription(const SubscribeRequest&)> subscribe;
   std::function<Watch(const SubscribeRequest&)> watch;
+  std::string database;
 };
+
+template <class Db>
+std::string database_id(const Db& db) {
+  if constexpr (requires { db.id(); }) {
+    return std::string(db.id());
+  } else {
+    return aurora::detail::uuid_v7_generator{}.next(std::chrono::system_clock::now());
+  }
+}
 
 template <class Db>
 feed_source make_feed_source(Db& db) {
@@ -127,6 +140,7 @@ feed_source make_feed_source(Db& db) {
         return r.collection ? db.subscribe(*r.collection, r.filter, r.start) : db.subscribe_global(r.filter, r.start);
       },
       [&db](const SubscribeRequest& r) { return db.watch(*r.collection, r.filter); },
+      database_id(db),
   };
 }
 
@@ -648,6 +662,12 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
           "subscribe: this connection already has " + std::to_string(subs_.size()) + " subscriptions, the limit"));
       return;
     }
+    if (req.database && *req.database != server_->source.database) {
+      push_reply(error_message(req.id, error_code::database_mismatch,
+                               "subscribe: this server's database is " + detail::quote(server_->source.database) +
+                                   ", not " + detail::quote(*req.database) + "; start over with a snapshot"));
+      return;
+    }
     auto entry = std::make_shared<sub_entry>();
     entry->id = req.id;
     for (const Transition t : {Transition::enter, Transition::change, Transition::leave}) {
@@ -656,7 +676,7 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
     try {
       if (req.snapshot) {
         Watch w = server_->source.watch(req);
-        std::string text_out = snapshot_message(req.id, w.snapshot);
+        std::string text_out = snapshot_message(req.id, w.snapshot, server_->source.database);
         push(outgoing::message(std::move(text_out)));  // always queued: the view's size bounds it
         entry->sub = std::move(w.subscription);
       } else {
@@ -915,23 +935,25 @@ inline asio::awaitable<void> accept_loop(std::shared_ptr<server_state> state) {
 /// ```
 /// Each connection is served by coroutines on a strand of the given executor; the server starts
 /// no threads. Client messages: `{"op":"subscribe","id":..,"collection":..|null,"filter":{..},
-/// "start":"now"|"oldest"|{"after":N},"snapshot":true}` and `{"op":"unsubscribe","id":..}`.
-/// Server messages: `snapshot`, `event`, `lagged` and `error` (see `FeedServerOptions` for the
-/// limits, the token and the Origin check). A malformed message gets an `error` message and the
-/// connection stays usable.
+/// "start":"now"|"oldest"|{"after":N},"snapshot":true,"database":..}` and
+/// `{"op":"unsubscribe","id":..}`. Server messages: `snapshot` (naming the database, see
+/// `database_id`), `event`, `lagged` and `error` (see `FeedServerOptions` for the limits, the
+/// token and the Origin check). A malformed message gets an `error` message and the connection
+/// stays usable.
 ///
 /// Lifetime: the Database must outlive every connection, i.e. until `stop()` was called and the
 /// executor has run the connections to their end (or its context was destroyed).
 ///
-/// Thread safety: `start`, `port`, `local_endpoint`, `connection_count` and `stop` may be called
+/// Thread safety: `start`, `port`, `local_endpoint`, `connection_count`, `database_id` and `stop` may be called
 /// from any thread; `start` once.
 class FeedServer {
  public:
   /// The executor type connections run on.
   using executor_type = boost::asio::any_io_executor;
 
-  /// A server for `db` (any `BasicDatabase`) whose connections run on `executor`. Does not
-  /// listen yet (see `start`). Throws only `std::bad_alloc`.
+  /// A server for `db` (any `BasicDatabase`, in memory or durable) whose connections run on
+  /// `executor`. Does not listen yet (see `start`). Throws `std::bad_alloc`, and for a database
+  /// without `id()` what `std::random_device` throws when the system has no entropy source.
   template <class Db>
   FeedServer(executor_type executor, Db& db, FeedServerOptions options = {})
       : state_(std::make_shared<detail::server_state>(std::move(executor), detail::make_feed_source(db),
@@ -985,6 +1007,11 @@ class FeedServer {
     const std::lock_guard lock(state_->mutex);
     return state_->endpoint;
   }
+
+  /// The id snapshot messages give as `"database"`, and that a subscribe's `"database"` must
+  /// equal: `db.id()` for a database that has one (`DurableDatabase`: the same after reopening
+  /// the file), else a UUID made by this server (an in-memory database dies with its process).
+  [[nodiscard]] const std::string& database_id() const noexcept { return state_->source.database; }
 
   /// How many connections are open (HTTP or WebSocket).
   [[nodiscard]] std::size_t connection_count() const { return state_->connection_count(); }

@@ -36,6 +36,10 @@ struct SubscribeRequest {
   std::optional<EventFilter> filter{};      ///< the parsed `"filter"` (`EventFilter::from_json`)
   Start start = Start::now();               ///< `"start"`: `"now"`, `"oldest"` or `{"after": N}`
   bool snapshot = false;                    ///< `"snapshot": true`: a snapshot message first (`db.watch`)
+  /// `"database"`: the id of the database the client's state came from (the `"database"` of its
+  /// snapshot message); when given and not the server's, the subscription is refused with
+  /// `database_mismatch`, so that a client never resumes with a sequence of another database.
+  std::optional<std::string> database{};
 };
 
 /// A client's `{"op":"unsubscribe","id":...}`.
@@ -64,6 +68,7 @@ inline constexpr std::string_view invalid_filter = "invalid_filter";            
 inline constexpr std::string_view unknown_subscription = "unknown_subscription";      ///< no such id here
 inline constexpr std::string_view duplicate_subscription = "duplicate_subscription";  ///< the id is taken
 inline constexpr std::string_view too_many_subscriptions = "too_many_subscriptions";  ///< the limit is reached
+inline constexpr std::string_view database_mismatch = "database_mismatch";  ///< `"database"` is not the server's
 }  // namespace error_code
 
 namespace detail {
@@ -131,9 +136,11 @@ inline const char* const id_rule = "\"id\" must be a non-empty string of at most
 inline ClientMessage parse_subscribe(const nlohmann::json& j, std::optional<std::string> id) {
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string& key = it.key();
-    if (key != "op" && key != "id" && key != "collection" && key != "filter" && key != "start" && key != "snapshot") {
-      return bad(id, error_code::invalid_message,
-                 "subscribe: unknown key " + quote(key) + " (known: op, id, collection, filter, start, snapshot)");
+    if (key != "op" && key != "id" && key != "collection" && key != "filter" && key != "start" && key != "snapshot" &&
+        key != "database") {
+      return bad(
+          id, error_code::invalid_message,
+          "subscribe: unknown key " + quote(key) + " (known: op, id, collection, filter, start, snapshot, database)");
     }
   }
   if (!id) return bad(id, error_code::invalid_message, std::string("subscribe: ") + id_rule);
@@ -174,6 +181,12 @@ inline ClientMessage parse_subscribe(const nlohmann::json& j, std::optional<std:
     if (!s->is_boolean()) return bad(id, error_code::invalid_message, "subscribe: \"snapshot\" must be true or false");
     req.snapshot = s->get<bool>();
   }
+  if (auto d = j.find("database"); d != j.end()) {
+    if (!d->is_string() || d->get_ref<const std::string&>().empty()) {
+      return bad(id, error_code::invalid_message, "subscribe: \"database\" must be a non-empty string");
+    }
+    req.database = d->get<std::string>();
+  }
   if (req.snapshot && !req.collection) {
     return bad(id, error_code::invalid_message, R"(subscribe: "snapshot" needs a "collection")");
   }
@@ -202,8 +215,8 @@ inline std::string event_message_tail(std::string_view id, Transition transition
 ///
 /// Never throws except `std::bad_alloc`: anything malformed becomes a `ProtocolError` whose
 /// message names the problem (invalid JSON, nesting over `max_message_depth`, not an object, a
-/// missing or unknown `"op"`, an unknown key, a bad `"id"`, `"collection"`, `"start"` or
-/// `"snapshot"`, or a filter `EventFilter::from_json` refuses, with the path it names).
+/// missing or unknown `"op"`, an unknown key, a bad `"id"`, `"collection"`, `"start"`,
+/// `"snapshot"` or `"database"`, or a filter `EventFilter::from_json` refuses, with the path it names).
 /// Thread safety: a pure function.
 [[nodiscard]] inline ClientMessage parse_client_message(std::string_view text) {
   using detail::bad;
@@ -255,13 +268,17 @@ inline std::string event_message_tail(std::string_view id, Transition transition
   return "unknown";
 }
 
-/// `{"type":"snapshot","id":..,"sequence":S,"documents":[{"id":..,"document":..},...]}`.
-/// Throws only `std::bad_alloc`. Thread safety: a pure function.
-[[nodiscard]] inline std::string snapshot_message(std::string_view id, const Snapshot& snapshot) {
+/// `{"type":"snapshot","id":..,"sequence":S,"database":..,"documents":[{"id":..,"document":..},...]}`;
+/// `"database"` (the id of the database the snapshot was taken from) only when `database` is not
+/// empty. Throws only `std::bad_alloc`. Thread safety: a pure function.
+[[nodiscard]] inline std::string snapshot_message(std::string_view id, const Snapshot& snapshot,
+                                                  std::string_view database = {}) {
   nlohmann::json docs = nlohmann::json::array();
   for (const auto& [doc_id, doc] : snapshot.documents) docs.push_back({{"id", doc_id}, {"document", doc}});
-  return detail::dump(
-      {{"type", "snapshot"}, {"id", std::string(id)}, {"sequence", snapshot.sequence}, {"documents", std::move(docs)}});
+  nlohmann::json j = {
+      {"type", "snapshot"}, {"id", std::string(id)}, {"sequence", snapshot.sequence}, {"documents", std::move(docs)}};
+  if (!database.empty()) j["database"] = std::string(database);
+  return detail::dump(j);
 }
 
 /// The `"event"` member of an event message: `to_json(ev)` as JSON text. One text serves every
