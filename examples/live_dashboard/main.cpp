@@ -1,17 +1,19 @@
 // Live dashboard: serves a plain HTML/JS page (web/: live totals, a table kept from a snapshot
 // plus enter/change/leave, a chart of changes per second, reconnecting with start.after) and the
 // change feed of "orders" with aurora::net::FeedServer. With --demo a writer keeps changing the
-// orders. Open the printed address in a browser.
+// orders. Open the printed address in a browser. `live_dashboard --help` lists the options.
 //
-//   live_dashboard [--port N] [--demo] [--interval MS] [--print-totals] [--for SECONDS] [--web DIR] [--token T]
-//
-// --for SECONDS stops after that long (ctest runs it so, with --demo, and checks that the demo
-// wrote and that the page was there to serve). --interval sets the demo's pause between writes
-// (200 ms). --print-totals prints, after each demo write, the totals the page shows, computed from
-// the database itself: `totals {"sequence":S,"orders":N,"amount":A}` (the browser test,
-// tests/browser/, compares the page with them at the same sequence).
+// With --data FILE (when built with the aurora::sqlite component) the orders live in a
+// DurableDatabase on that file: a restarted server continues the same sequence numbers, and a
+// page that was open reconnects and resumes with start.after from the change log, missing
+// nothing that was written while it was away. --write N (with --data) writes N changes to the
+// file and exits, without serving: that is how the browser test (tests/browser/) writes while
+// the server is down.
 #include <aurora/aurora.hpp>
 #include <aurora/net/feed_server.hpp>
+#ifdef AURORA_DASHBOARD_DURABLE
+#include <aurora/sqlite.hpp>
+#endif
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -24,7 +26,9 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <filesystem>
 #include <iostream>
 #include <random>
@@ -40,80 +44,105 @@ namespace asio = boost::asio;
 
 namespace {
 
-// The line --print-totals prints: the orders and their amount as of the database's last commit.
-void print_totals(const aurora::Database& db) {
-  const aurora::Snapshot snap = db.snapshot("orders");
+constexpr std::string_view usage =
+    "usage: live_dashboard [--port N] [--demo] [--interval MS] [--print-totals] [--for SECONDS]\n"
+    "                      [--web DIR] [--token T] [--data FILE [--write N]]\n"
+    "\n"
+    "Serves the page in --web (default: the example's web/) and the change feed of \"orders\" at /feed.\n"
+    "  --port N         listen on 127.0.0.1:N (default 0: any free port; the address is printed)\n"
+    "  --demo           keep writing orders: insert, update, remove\n"
+    "  --interval MS    the demo's pause between writes (default 200)\n"
+    "  --print-totals   print `totals {\"sequence\":S,\"orders\":N,\"amount\":A}` at start and after\n"
+    "                   each write, computed from the database (the browser test compares the page)\n"
+    "  --for SECONDS    stop after that long (default: run until SIGINT or SIGTERM)\n"
+    "  --token T        require the token on /feed (the page passes its own ?token=)\n"
+#ifdef AURORA_DASHBOARD_DURABLE
+    "  --data FILE      keep the orders in a DurableDatabase (SQLite) on FILE instead of in memory:\n"
+    "                   after a restart the sequence numbers continue, and an open page resumes\n"
+    "                   where it stopped (start.after, read from the change log) instead of\n"
+    "                   starting over from a snapshot\n"
+    "  --write N        with --data: write N demo changes to FILE and exit, without serving\n"
+#else
+    "  (--data FILE is not available: built without the aurora::sqlite component)\n"
+#endif
+    ;
+
+// The line --print-totals prints: the orders and their amount as of the snapshot's sequence
+// (print_totals(db.snapshot("orders")): the database's last commit).
+void print_totals(const aurora::Snapshot& snap) {
   std::int64_t amount = 0;
   for (const auto& [id, doc] : snap.documents) amount += doc.at("amount").get<std::int64_t>();
   std::cout << "totals {\"sequence\":" << snap.sequence << ",\"orders\":" << snap.documents.size()
             << ",\"amount\":" << amount << "}" << std::endl;
 }
 
-// Inserts, updates and removes orders a few times a second, like a small shop would.
-asio::awaitable<void> demo_writer(aurora::Database& db, std::chrono::milliseconds interval, bool totals) {
-  asio::steady_timer timer(co_await asio::this_coro::executor);
-  std::mt19937 rng(42);
-  const std::vector<std::string> customers = {"ada", "grace", "linus", "barbara", "ken", "margaret"};
-  const std::vector<std::string> statuses = {"paid", "shipped"};
-  std::vector<std::string> ids;
-  for (;;) {
-    const auto action = rng() % 10;
-    if (ids.size() < 5 || action < 5) {
-      aurora::Document order = {{"customer", customers[rng() % customers.size()]},
-                                {"amount", 1 + static_cast<int>(rng() % 500)},
+// A small shop's writes: inserts, updates and removes orders. Starts from the orders the database
+// already holds (a durable one keeps them across restarts).
+class Shop {
+ public:
+  template <class Db>
+  explicit Shop(const Db& db) {
+    const aurora::Snapshot orders = db.snapshot("orders");
+    for (const auto& [id, doc] : orders.documents) ids_.push_back(id);
+  }
+
+  // One write to "orders" (an update that sets the status the order has changes nothing).
+  template <class Db>
+  void write(Db& db) {
+    const auto action = rng_() % 10;
+    if (ids_.size() < 5 || action < 5) {
+      aurora::Document order = {{"customer", customers_[rng_() % customers_.size()]},
+                                {"amount", 1 + static_cast<int>(rng_() % 500)},
                                 {"status", "new"}};
-      ids.push_back(db.insert("orders", std::move(order)));
+      ids_.push_back(db.insert("orders", std::move(order)));
     } else if (action < 8) {
-      const std::string& id = ids[rng() % ids.size()];
-      aurora::Document patch = {{"status", statuses[rng() % statuses.size()]}};
+      const std::string& id = ids_[rng_() % ids_.size()];
+      const aurora::Document patch = {{"status", statuses_[rng_() % statuses_.size()]}};
       db.update("orders", id, patch);
     } else {
-      const std::size_t at = rng() % ids.size();
-      db.remove("orders", ids[at]);
-      ids.erase(ids.begin() + static_cast<std::ptrdiff_t>(at));
+      const std::size_t at = rng_() % ids_.size();
+      db.remove("orders", ids_[at]);
+      ids_.erase(ids_.begin() + static_cast<std::ptrdiff_t>(at));
     }
-    if (totals) print_totals(db);
+  }
+
+ private:
+  std::mt19937 rng_{42};
+  std::vector<std::string> customers_ = {"ada", "grace", "linus", "barbara", "ken", "margaret"};
+  std::vector<std::string> statuses_ = {"paid", "shipped"};
+  std::vector<std::string> ids_;
+};
+
+// Writes every `interval`, like a shop that is open.
+template <class Db>
+asio::awaitable<void> demo_writer(Db& db, std::chrono::milliseconds interval, bool totals) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  Shop shop(db);
+  for (;;) {
+    shop.write(db);
+    if (totals) print_totals(db.snapshot("orders"));
     timer.expires_after(interval);
     co_await timer.async_wait(asio::use_awaitable);
   }
 }
 
-}  // namespace
+constexpr long no_write = -1;
 
-int main(int argc, char** argv) {
-  aurora::net::FeedServerOptions options;
-  options.static_dir = AURORA_DASHBOARD_WEB;
+struct Settings {
+  aurora::net::FeedServerOptions server;
   bool demo = false;
   bool totals = false;
   std::chrono::milliseconds interval{200};
   int seconds = 0;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    const bool has_value = i + 1 < argc;
-    if (arg == "--demo") {
-      demo = true;
-    } else if (arg == "--print-totals") {
-      totals = true;
-    } else if (arg == "--interval" && has_value) {
-      interval = std::chrono::milliseconds(std::stol(argv[++i]));
-    } else if (arg == "--port" && has_value) {
-      options.port = static_cast<std::uint16_t>(std::stoul(argv[++i]));
-    } else if (arg == "--for" && has_value) {
-      seconds = std::stoi(argv[++i]);
-    } else if (arg == "--web" && has_value) {
-      options.static_dir = argv[++i];
-    } else if (arg == "--token" && has_value) {
-      options.token = argv[++i];
-    } else {
-      std::cerr << "usage: live_dashboard [--port N] [--demo] [--interval MS] [--print-totals] [--for SECONDS] "
-                   "[--web DIR] [--token T]\n";
-      return 2;
-    }
-  }
+  std::string data;       // empty: in memory
+  long write = no_write;  // --write N: write N changes to `data` and exit, without serving
+};
 
-  aurora::Database db;
+// Serves `db` until SIGINT, SIGTERM or --for; returns the exit status.
+template <class Db>
+int serve(Db& db, const Settings& settings) {
   asio::io_context io;
-  aurora::net::FeedServer server{io.get_executor(), db, options};
+  aurora::net::FeedServer server{io.get_executor(), db, settings.server};
   try {
     server.start();
   } catch (const std::exception& e) {
@@ -121,22 +150,100 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::cout << "listening on http://127.0.0.1:" << server.port() << "/" << std::endl;
-  if (demo) asio::co_spawn(io, demo_writer(db, interval, totals), asio::detached);
+  if (settings.totals) print_totals(db.snapshot("orders"));
+  const std::uint64_t first = db.last_sequence();
+  if (settings.demo) asio::co_spawn(io, demo_writer(db, settings.interval, settings.totals), asio::detached);
 
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code&, int) {
     server.stop();
     io.stop();
   });
-  if (seconds > 0) {
-    io.run_for(std::chrono::seconds(seconds));
+  if (settings.seconds > 0) {
+    io.run_for(std::chrono::seconds(settings.seconds));
   } else {
     io.run();
   }
   server.stop();
 
-  const bool page = std::filesystem::is_regular_file(std::filesystem::path(options.static_dir) / "index.html");
-  std::cout << "wrote " << db.last_sequence() << " changes; " << db.size("orders") << " orders now\n";
-  if (!page) std::cerr << "live_dashboard: no index.html in " << options.static_dir << '\n';
-  return page && (!demo || db.last_sequence() > 0) ? 0 : 1;
+  const auto& dir = settings.server.static_dir;
+  const bool page = std::filesystem::is_regular_file(std::filesystem::path(dir) / "index.html");
+  std::cout << "wrote " << db.last_sequence() - first << " changes; " << db.size("orders") << " orders now\n";
+  if (!page) std::cerr << "live_dashboard: no index.html in " << dir << '\n';
+  return page && (!settings.demo || db.last_sequence() > first) ? 0 : 1;
+}
+
+#ifdef AURORA_DASHBOARD_DURABLE
+int run_durable(const Settings& settings) {
+  aurora::DurableDatabase db(settings.data);  // creates the file, or reopens it where it stopped
+  if (settings.write == no_write) return serve(db, settings);
+  Shop shop(db);
+  const std::uint64_t target = db.last_sequence() + static_cast<std::uint64_t>(settings.write);
+  while (db.last_sequence() < target) {
+    shop.write(db);  // an update to the status an order already has changes nothing: no sequence
+    if (settings.totals) print_totals(db.snapshot("orders"));
+  }
+  std::cout << "wrote " << settings.write << " changes to " << settings.data << "; last sequence " << db.last_sequence()
+            << '\n';
+  return 0;
+}
+#endif
+
+// Reads the command line into `settings`; false when it is not understood. Throws what std::stol
+// throws for a number that is not one.
+bool parse(int argc, char** argv, Settings& settings) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    const bool has_value = i + 1 < argc;
+    if (arg == "--demo") {
+      settings.demo = true;
+    } else if (arg == "--print-totals") {
+      settings.totals = true;
+    } else if (arg == "--interval" && has_value) {
+      settings.interval = std::chrono::milliseconds(std::stol(argv[++i]));
+    } else if (arg == "--port" && has_value) {
+      settings.server.port = static_cast<std::uint16_t>(std::stoul(argv[++i]));
+    } else if (arg == "--for" && has_value) {
+      settings.seconds = std::stoi(argv[++i]);
+    } else if (arg == "--web" && has_value) {
+      settings.server.static_dir = argv[++i];
+    } else if (arg == "--token" && has_value) {
+      settings.server.token = argv[++i];
+#ifdef AURORA_DASHBOARD_DURABLE
+    } else if (arg == "--data" && has_value) {
+      settings.data = argv[++i];
+    } else if (arg == "--write" && has_value) {
+      settings.write = std::stol(argv[++i]);
+#endif
+    } else {
+      return false;
+    }
+  }
+  return settings.write == no_write || (settings.write >= 0 && !settings.data.empty());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::vector<std::string_view> args(argv + 1, argv + argc);
+  if (args.size() == 1 && (args[0] == "--help" || args[0] == "-h")) {
+    std::cout << usage;
+    return 0;
+  }
+  Settings settings;
+  settings.server.static_dir = AURORA_DASHBOARD_WEB;
+  try {
+    if (!parse(argc, argv, settings)) {
+      std::cerr << usage;
+      return 2;
+    }
+#ifdef AURORA_DASHBOARD_DURABLE
+    if (!settings.data.empty()) return run_durable(settings);
+#endif
+    aurora::Database db;
+    return serve(db, settings);
+  } catch (const std::exception& e) {  // a bad number, or storage_error: the file is locked, not a database, ...
+    std::cerr << "live_dashboard: " << e.what() << '\n';
+    return 1;
+  }
 }

@@ -1,16 +1,22 @@
 // The live dashboard's page logic: one WebSocket to /feed, the "orders" table kept from a
 // snapshot plus enter/change/leave transitions, totals, a chart of changes per second, and
-// reconnection that resumes with start.after (or takes a new snapshot when the history is gone).
+// reconnection that resumes with start.after on the same database (or takes a new snapshot when
+// the history is gone or the server has another database).
 "use strict";
 
 const rows = new Map();        // document id -> document
 let lastSequence = 0;          // the newest sequence applied (snapshot or event)
+let database = null;           // the id of the database the rows came from (the snapshot's "database")
 let changes = 0;
 let retryMs = 500;
 let connections = 0;           // WebSockets opened; with resyncs, markers for the browser test
 let resyncs = 0;               // times the page started over from a snapshot after the first one
 let snapshotSequence = 0;      // the sequence of the last snapshot, and the events applied since:
 let eventsSince = 0;           // with nothing missed, lastSequence == snapshotSequence + eventsSince
+let resumes = 0;               // reconnections that resumed with start.after (no new snapshot)
+let duplicates = 0;            // events at or below lastSequence: already applied, skipped
+let jumps = 0;                 // events whose sequence is not lastSequence + 1: normal when other
+                               // collections are written too; the demo writes only "orders"
 const buckets = new Array(60).fill(0);  // changes per second, oldest first
 let bucketSecond = Math.floor(Date.now() / 1000);
 
@@ -29,9 +35,16 @@ function setStatus(text, cls) {
 
 function subscribe(ws) {
   const base = { op: "subscribe", id: "orders", collection: "orders", filter: { transitions: true } };
-  // First time: snapshot, then live. After a reconnect: exactly the events after the last one seen.
-  const msg = lastSequence === 0 ? { ...base, snapshot: true } : { ...base, start: { after: lastSequence } };
-  ws.send(JSON.stringify(msg));
+  // First time: snapshot, then live. After a reconnect: exactly the events after the last one
+  // seen, if the server still has the same database (it refuses with database_mismatch if not).
+  if (lastSequence === 0) {
+    ws.send(JSON.stringify({ ...base, snapshot: true }));
+    return;
+  }
+  ws.send(JSON.stringify({ ...base, start: { after: lastSequence }, database }));
+  const d = document.body.dataset;
+  d.resumes = String(++resumes);
+  d.resumedAfter = String(lastSequence);
 }
 
 // Starts over from a snapshot. `subscribed`: the subscription still exists (after `lagged`);
@@ -39,6 +52,7 @@ function subscribe(ws) {
 function resync(ws, subscribed) {
   rows.clear();
   lastSequence = 0;
+  database = null;
   document.body.dataset.resyncs = String(++resyncs);
   if (subscribed) ws.send(JSON.stringify({ op: "unsubscribe", id: "orders" }));
   subscribe(ws);
@@ -59,6 +73,8 @@ function connect() {
       rows.clear();
       for (const d of m.documents) rows.set(d.id, d.document);
       lastSequence = m.sequence;
+      database = m.database;
+      document.body.dataset.database = database;
       snapshotSequence = m.sequence;
       eventsSince = 0;
       render();
@@ -67,6 +83,11 @@ function connect() {
       document.body.dataset.ready = "1";   // a marker for the browser test
     } else if (m.type === "event") {
       const ev = m.event;
+      if (ev.sequence <= lastSequence) {    // applied already: at most once
+        document.body.dataset.duplicates = String(++duplicates);
+        return;
+      }
+      if (ev.sequence !== lastSequence + 1) document.body.dataset.jumps = String(++jumps);
       if (m.transition === "leave") rows.delete(ev.document_id);
       else rows.set(ev.document_id, ev.document);
       lastSequence = ev.sequence;
@@ -78,8 +99,13 @@ function connect() {
     } else if (m.type === "lagged") {
       resync(ws, true);                     // events were dropped: start again from a snapshot
     } else if (m.type === "error") {
-      if (m.code === "history_lost" || m.code === "invalid_argument") resync(ws, false);  // history gone, or another database
-      else setStatus("error: " + m.message, "down");
+      document.body.dataset.lastError = m.code;
+      // The history is gone, the server has another database, or a sequence from the future.
+      if (m.code === "history_lost" || m.code === "database_mismatch" || m.code === "invalid_argument") {
+        resync(ws, false);
+      } else {
+        setStatus("error: " + m.message, "down");
+      }
     }
   };
   ws.onclose = () => {
