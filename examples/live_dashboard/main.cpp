@@ -46,7 +46,11 @@ namespace {
 
 constexpr std::string_view usage =
     "usage: live_dashboard [--port N] [--demo] [--interval MS] [--print-totals] [--for SECONDS]\n"
+#ifdef AURORA_DASHBOARD_DURABLE
     "                      [--web DIR] [--token T] [--data FILE [--write N]]\n"
+#else
+    "                      [--web DIR] [--token T]\n"
+#endif
     "\n"
     "Serves the page in --web (default: the example's web/) and the change feed of \"orders\" at /feed.\n"
     "  --port N         listen on 127.0.0.1:N (default 0: any free port; the address is printed)\n"
