@@ -68,7 +68,7 @@ struct world {
     std::exception_ptr failure;
     asio::co_spawn(io, std::move(body), [&](std::exception_ptr e) {
       done = true;
-      failure = e;
+      failure = std::move(e);
       io.stop();
     });
     io.run_for(limit);
@@ -475,7 +475,7 @@ asio::awaitable<void> slow_then_reads(world& w) {
   co_await send(*fast, subscribe_after("f", "big", now));
   co_await fence(*slow);
   co_await fence(*fast);
-  const std::string payload(64 * 1024, 'p');
+  const std::string payload(std::size_t{64} * 1024, 'p');
   constexpr int total = 400;  // 25 MiB: more than the socket buffers hold
   for (int i = 0; i < total; ++i) {
     w.db.insert("big", json{{"i", i}, {"p", payload}});
@@ -520,7 +520,7 @@ asio::awaitable<void> slow_is_dropped(world& w) {
   co_await send(*fast, subscribe_after("f", "big", now));
   co_await fence(*slow);
   co_await fence(*fast);
-  const std::string payload(64 * 1024, 'p');
+  const std::string payload(std::size_t{64} * 1024, 'p');
   constexpr int total = 400;
   for (int i = 0; i < total; ++i) {
     w.db.insert("big", json{{"i", i}, {"p", payload}});
@@ -761,6 +761,7 @@ TEST_CASE("several threads run the server while others write", "[net][feed][thre
   aurora::Database db;
   threaded_server s(db);
   std::vector<std::thread> writers;
+  writers.reserve(2);
   for (int i = 0; i < 2; ++i) {
     writers.emplace_back([&db, i] {
       for (std::uint64_t k = 0; k < per_writer; ++k) db.insert("orders", json{{"writer", i}, {"k", k}});
@@ -775,12 +776,13 @@ TEST_CASE("several threads run the server while others write", "[net][feed][thre
       io,
       [&]() -> asio::awaitable<void> {
         for (std::size_t c = 0; c < clients; ++c) {
-          asio::co_spawn(io, follow(s.server.port(), got[c], 2 * per_writer, closed[c]), [&](std::exception_ptr e) {
-            if (e && !failure) {
-              failure = e;
-              io.stop();
-            }
-          });
+          asio::co_spawn(io, follow(s.server.port(), got[c], 2 * per_writer, closed[c]),
+                         [&](const std::exception_ptr& e) {
+                           if (e && !failure) {
+                             failure = e;
+                             io.stop();
+                           }
+                         });
         }
         co_await until([&] {
           return std::all_of(got.begin(), got.end(), [](const auto& g) { return g.size() == 2 * per_writer; });
@@ -791,7 +793,7 @@ TEST_CASE("several threads run the server while others write", "[net][feed][thre
       },
       [&](std::exception_ptr e) {
         done = true;
-        if (!failure) failure = e;
+        if (!failure) failure = std::move(e);
         io.stop();
       });
   io.run_for(std::chrono::seconds(120));
