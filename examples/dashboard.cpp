@@ -17,7 +17,6 @@
 #include <iomanip>
 #include <iostream>
 #include <map>
-#include <optional>
 #include <random>
 #include <string>
 #include <unordered_map>
@@ -51,7 +50,7 @@ std::ostream& operator<<(std::ostream& out, const Metrics& m) {
 // contribution, so it can be repeated safely: that is what makes the resync after a lag exact.
 class OrdersView {
  public:
-  void set(const std::string& id, const std::optional<aurora::Document>& doc) {
+  void set(const std::string& id, const aurora::Document* doc) {  // nullptr: removed
     if (auto it = orders_.find(id); it != orders_.end()) {
       metrics_.add(it->second, -1);
       orders_.erase(it);
@@ -66,7 +65,7 @@ class OrdersView {
   void reset(const std::vector<std::pair<std::string, aurora::Document>>& documents) {
     orders_.clear();
     metrics_ = {};
-    for (const auto& [id, doc] : documents) set(id, doc);
+    for (const auto& [id, doc] : documents) set(id, &doc);
   }
   [[nodiscard]] const Metrics& metrics() const { return metrics_; }
   [[nodiscard]] std::uint64_t version() const { return version_; }
@@ -93,7 +92,7 @@ asio::awaitable<void> follow(aurora::Subscription feed, const aurora::Database& 
       view.reset(snap.documents);
       reflected = snap.sequence;
     } else if (r->sequence > reflected) {
-      view.set(r->document_id, r->document);  // empty for a Delete
+      view.set(r->document_id, r->document.get());  // empty for a Delete
     }
   };
   co_await aurora::consume(feed, apply);

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <memory>
 #include <string>
 
 using std::chrono::system_clock;
@@ -24,13 +25,14 @@ TEST_CASE("to_rfc3339 writes UTC with microseconds, truncated", "[change_event]"
 }
 
 TEST_CASE("to_json writes every field, with null for absent documents", "[change_event]") {
-  const aurora::ChangeEvent ev{.collection = "users",
-                               .document_id = "u1",
-                               .operation = aurora::OperationType::Delete,
-                               .document = std::nullopt,
-                               .old_document = aurora::Document{{"name", "Ada"}},
-                               .timestamp = system_clock::time_point{1500ms},
-                               .sequence = 42};
+  const aurora::ChangeEvent ev{
+      .collection = "users",
+      .document_id = "u1",
+      .operation = aurora::OperationType::Delete,
+      .document = nullptr,
+      .old_document = std::make_shared<const aurora::Document>(aurora::Document{{"name", "Ada"}}),
+      .timestamp = system_clock::time_point{1500ms},
+      .sequence = 42};
 
   const nlohmann::json j = ev;
   CHECK(j.size() == 8);
@@ -44,13 +46,14 @@ TEST_CASE("to_json writes every field, with null for absent documents", "[change
 }
 
 TEST_CASE("to_json does not throw on strings that are not UTF-8", "[change_event]") {
-  const aurora::ChangeEvent ev{.collection = "c",
-                               .document_id = std::string("\xff\xfe", 2),
-                               .operation = aurora::OperationType::Insert,
-                               .document = aurora::Document{{"bad", std::string("\xc3\x28", 2)}},
-                               .old_document = std::nullopt,
-                               .timestamp = {},
-                               .sequence = 1};
+  const aurora::ChangeEvent ev{
+      .collection = "c",
+      .document_id = std::string("\xff\xfe", 2),
+      .operation = aurora::OperationType::Insert,
+      .document = std::make_shared<const aurora::Document>(aurora::Document{{"bad", std::string("\xc3\x28", 2)}}),
+      .old_document = nullptr,
+      .timestamp = {},
+      .sequence = 1};
   nlohmann::json j;
   CHECK_NOTHROW(j = ev);
   // Only dump() validates UTF-8; a caller logging events can ask it to replace bad bytes.

@@ -132,22 +132,22 @@ TEST_CASE("each write publishes one event to its collection and to the global ch
   CHECK(o[0].get() == g[3].get());
 
   CHECK(u[0]->operation == OperationType::Insert);
-  CHECK(u[0]->document == Document{{"name", "Ada"}, {"age", 36}});
+  CHECK(*u[0]->document == Document{{"name", "Ada"}, {"age", 36}});
   CHECK_FALSE(u[0]->old_document);
   CHECK(u[0]->document_id == id);
   CHECK(u[0]->collection == "users");
 
   CHECK(u[1]->operation == OperationType::Update);
-  CHECK(u[1]->old_document == Document{{"name", "Ada"}, {"age", 36}});
-  CHECK(u[1]->document == Document{{"name", "Ada"}, {"age", 37}, {"title", "Countess"}});
+  CHECK(*u[1]->old_document == Document{{"name", "Ada"}, {"age", 36}});
+  CHECK(*u[1]->document == Document{{"name", "Ada"}, {"age", 37}, {"title", "Countess"}});
 
   CHECK(u[2]->operation == OperationType::Update);  // replace publishes an Update
-  CHECK(u[2]->old_document == Document{{"name", "Ada"}, {"age", 37}, {"title", "Countess"}});
-  CHECK(u[2]->document == Document{{"name", "Ada King"}});
+  CHECK(*u[2]->old_document == Document{{"name", "Ada"}, {"age", 37}, {"title", "Countess"}});
+  CHECK(*u[2]->document == Document{{"name", "Ada King"}});
 
   CHECK(u[3]->operation == OperationType::Delete);
   CHECK_FALSE(u[3]->document);
-  CHECK(u[3]->old_document == Document{{"name", "Ada King"}});
+  CHECK(*u[3]->old_document == Document{{"name", "Ada King"}});
 
   for (std::size_t i = 1; i < g.size(); ++i) CHECK(g[i - 1]->timestamp <= g[i]->timestamp);
 }

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -24,9 +25,9 @@ ChangeEvent make(OperationType op, aurora::Document doc) {
   ev.document_id = "u1";
   ev.operation = op;
   if (op == OperationType::Delete) {
-    ev.old_document = std::move(doc);
+    ev.old_document = std::make_shared<const aurora::Document>(std::move(doc));
   } else {
-    ev.document = std::move(doc);
+    ev.document = std::make_shared<const aurora::Document>(std::move(doc));
   }
   return ev;
 }
@@ -149,7 +150,7 @@ TEST_CASE("Delete is matched against old_document", "[filter]") {
   EventFilter g;
   g.field_filters = {{"name", "Ada"}};
   ChangeEvent up = make(OperationType::Update, {{"name", "Grace"}});
-  up.old_document = user;
+  up.old_document = std::make_shared<const aurora::Document>(user);
   CHECK_FALSE(g.matches(up));
 }
 
@@ -173,8 +174,8 @@ ChangeEvent event(OperationType op, std::optional<aurora::Document> before, std:
   ev.collection = "orders";
   ev.document_id = "o1";
   ev.operation = op;
-  ev.old_document = std::move(before);
-  ev.document = std::move(after);
+  if (before) ev.old_document = std::make_shared<const aurora::Document>(std::move(*before));
+  if (after) ev.document = std::make_shared<const aurora::Document>(std::move(*after));
   return ev;
 }
 

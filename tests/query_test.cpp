@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
+#include <memory>
 #include <new>
 #include <random>
 #include <string>
@@ -472,9 +473,10 @@ TEST_CASE("matching allocates nothing", "[query]") {
   const aurora::detail::compiled_filter compiled(f);
   aurora::ChangeEvent ev;
   ev.operation = aurora::OperationType::Update;
-  ev.document = user;
-  ev.old_document = user;
-  (*ev.old_document)["age"] = 20;
+  ev.document = std::make_shared<const aurora::Document>(user);
+  aurora::Document older = user;
+  older["age"] = 20;
+  ev.old_document = std::make_shared<const aurora::Document>(std::move(older));
   const std::size_t before = allocations.load();
   bool all = true;
   for (int i = 0; i < 1000; ++i) {

@@ -110,7 +110,7 @@ TEST_CASE("a transaction's events: write order, consecutive sequences, one times
     CHECK(events[i]->timestamp == events[0]->timestamp);
     CHECK(events[i]->operation == ops[i]);
   }
-  CHECK(events[1]->old_document == Document{{"v", 1}});
+  CHECK(*events[1]->old_document == Document{{"v", 1}});
   const auto on_a = drain(a);
   REQUIRE(on_a.size() == 3);
   CHECK(on_a[2]->sequence == 5);

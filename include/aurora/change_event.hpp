@@ -6,19 +6,20 @@
 
 #include <chrono>
 #include <cstdint>
-#include <optional>
 #include <string>
 
 namespace aurora {
 
 /// One committed change. Subscribers share a single immutable instance
-/// (`std::shared_ptr<const ChangeEvent>`), so reading it from many threads is safe.
+/// (`std::shared_ptr<const ChangeEvent>`), so reading it from many threads is safe. Its
+/// documents are the database's own immutable versions, not copies: read them as
+/// `*ev.document`, `ev.document->at("x")`, test them with `if (ev.document)`.
 struct ChangeEvent {
   std::string collection;                           ///< the collection written
   std::string document_id;                          ///< the id of the document written
   OperationType operation = OperationType::Insert;  ///< what the write did
-  std::optional<Document> document;                 ///< the document after the change; empty for Delete
-  std::optional<Document> old_document;             ///< the document before it; empty for Insert
+  DocumentPtr document;                             ///< the document after the change; empty for Delete
+  DocumentPtr old_document;                         ///< the document before it; empty for Insert
   std::chrono::system_clock::time_point timestamp;  ///< commit time (UTC); never decreases in sequence order
   std::uint64_t sequence = 0;                       ///< database-wide commit number: 1, 2, 3, ... no gaps
   std::uint64_t commit = 0;  ///< the sequence of the last event of its commit (== sequence for single writes)

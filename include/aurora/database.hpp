@@ -255,7 +255,7 @@ class BasicDatabase {
       auto c = collections_.find(collection);
       if (c != collections_.end()) {
         snap.documents.reserve(c->second.size());
-        for (const auto& [id, doc] : c->second) snap.documents.emplace_back(id, doc);
+        for (const auto& [id, doc] : c->second) snap.documents.emplace_back(id, *doc);
       }
     }
     std::sort(snap.documents.begin(), snap.documents.end(),
@@ -342,7 +342,7 @@ class BasicDatabase {
       w.snapshot.sequence = hub_.last_sequence();
       if (auto c = collections_.find(collection); c != collections_.end()) {
         for (const auto& [id, doc] : c->second) {
-          if (!view || view->in_view(doc)) w.snapshot.documents.emplace_back(id, doc);
+          if (!view || view->in_view(*doc)) w.snapshot.documents.emplace_back(id, *doc);
         }
       }
       hub_.subscribe(*state, collection, Start::now(), channels);
@@ -370,7 +370,8 @@ class BasicDatabase {
   [[nodiscard]] const Options& options() const noexcept { return options_; }
 
  private:
-  using doc_map = detail::string_map<Document>;
+  // The stored documents: each version immutable, shared with the events that carry it.
+  using doc_map = detail::string_map<DocumentPtr>;
 
   // The one way a write reaches the database: takes the commit lock and reads the clock (before
   // anything changes), applies changes to the documents while recording each as an event, then
@@ -452,18 +453,19 @@ class BasicDatabase {
     }
 
     // Moves `doc` in under `id`; false (nothing changed, `doc` untouched) when the id is taken.
+    // The store and the event share the one immutable copy.
     bool apply_insert(std::string_view collection, const std::string& id, Document& doc) {
       auto c = db_.collections_.find(collection);
       if (c != db_.collections_.end() && c->second.contains(id)) return false;
       auto ev = make_event(collection, id, OperationType::Insert);
-      ev->document.emplace(doc);
+      ev->document = std::make_shared<const Document>(std::move(doc));
       const bool creates = c == db_.collections_.end();
       if (creates) {
         created_.reserve(created_.size() + 1);
         c = db_.collections_.emplace(std::string(collection), doc_map{}).first;
       }
       try {
-        c->second.emplace(id, std::move(doc));
+        c->second.emplace(id, ev->document);
         record(std::move(ev));
       } catch (...) {
         c->second.erase(id);
@@ -475,16 +477,16 @@ class BasicDatabase {
     }
 
     void apply_update(std::string_view collection, std::string_view id, const Document& patch) {
-      Document& stored = find_existing(collection, id, "update");
-      Document updated = stored;
+      DocumentPtr& stored = find_existing(collection, id, "update");
+      Document updated = *stored;
       updated.merge_patch(patch);
-      if (updated == stored) return;
+      if (updated == *stored) return;
       change(collection, id, stored, std::move(updated));
     }
 
     void apply_replace(std::string_view collection, std::string_view id, Document& doc) {
-      Document& stored = find_existing(collection, id, "replace");
-      if (doc == stored) return;
+      DocumentPtr& stored = find_existing(collection, id, "replace");
+      if (doc == *stored) return;
       change(collection, id, stored, std::move(doc));
     }
 
@@ -494,7 +496,7 @@ class BasicDatabase {
       auto it = c->second.find(id);
       auto ev = make_event(collection, id, OperationType::Delete);
       reserve_event();
-      ev->old_document.emplace(std::move(it->second));
+      ev->old_document = std::move(it->second);
       c->second.erase(it);
       record(std::move(ev));
     }
@@ -586,7 +588,7 @@ class BasicDatabase {
       return ev;
     }
 
-    Document& find_existing(std::string_view collection, std::string_view id, const char* call) {
+    DocumentPtr& find_existing(std::string_view collection, std::string_view id, const char* call) {
       auto c = db_.collections_.find(collection);
       if (c == db_.collections_.end()) {
         throw error(errc::not_found, std::string(call) + ": no collection " + detail::quoted(collection));
@@ -599,13 +601,14 @@ class BasicDatabase {
       return it->second;
     }
 
-    // An Update from `stored` to `updated`.
-    void change(std::string_view collection, std::string_view id, Document& stored, Document updated) {
+    // An Update from `stored` to `updated`: the event's old_document is the stored version
+    // itself, and its document the new version the store then holds.
+    void change(std::string_view collection, std::string_view id, DocumentPtr& stored, Document updated) {
       auto ev = make_event(collection, id, OperationType::Update);
-      ev->document.emplace(updated);
+      ev->document = std::make_shared<const Document>(std::move(updated));
+      ev->old_document = stored;
       reserve_event();
-      ev->old_document.emplace(std::move(stored));
-      stored = std::move(updated);
+      stored = ev->document;
       record(std::move(ev));
     }
 
@@ -628,7 +631,7 @@ class BasicDatabase {
           c->second.erase(ev.document_id);
         } else if (ev.old_document) {
           try {
-            c->second.insert_or_assign(ev.document_id, std::move(*ev.old_document));
+            c->second.insert_or_assign(ev.document_id, std::move(ev.old_document));
           } catch (...) {  // out of memory re-inserting a removed id: cannot be undone
           }
         }
@@ -692,7 +695,7 @@ class BasicDatabase {
     auto c = collections_.find(collection);
     if (c == collections_.end()) return nullptr;
     auto it = c->second.find(id);
-    return it == c->second.end() ? nullptr : &it->second;
+    return it == c->second.end() ? nullptr : it->second.get();
   }
 
   Subscription subscribe_to(std::string_view collection, const std::optional<EventFilter>& filter, Start start) {
@@ -782,7 +785,7 @@ class BasicDatabase {
       void document(std::string_view name, std::string_view id, Document&& doc) {
         auto c = db.collections_.find(name);
         if (c == db.collections_.end()) c = db.collections_.try_emplace(std::string(name)).first;
-        c->second.insert_or_assign(std::string(id), std::move(doc));
+        c->second.insert_or_assign(std::string(id), std::make_shared<const Document>(std::move(doc)));
       }
     };
     storage_.load(visitor{*this});
@@ -856,7 +859,7 @@ class BasicDatabase {
           c->second.erase(ev.document_id);
         } else if (ev.old_document) {
           try {
-            c->second.insert_or_assign(ev.document_id, std::move(*ev.old_document));
+            c->second.insert_or_assign(ev.document_id, std::move(ev.old_document));
           } catch (...) {  // out of memory re-inserting a removed id: cannot be undone (writes are refused anyway)
           }
         }

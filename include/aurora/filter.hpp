@@ -149,7 +149,7 @@ class compiled_filter {
 
  private:
   // An absent document (an event built by hand) is in the view only when the view holds everything.
-  [[nodiscard]] bool in_view_or_absent(const std::optional<Document>& doc) const noexcept {
+  [[nodiscard]] bool in_view_or_absent(const DocumentPtr& doc) const noexcept {
     if (doc) return in_view(*doc);
     return !never_ && conditions_.empty() && !where_;
   }

@@ -117,7 +117,7 @@ std::vector<event_ptr> make_events(std::size_t n) {
     ev->collection = "users";
     ev->document_id = "doc";
     ev->sequence = i + 1;
-    ev->document.emplace(aurora::Document{{"shard", i % 2}});
+    ev->document = std::make_shared<const aurora::Document>(aurora::Document{{"shard", i % 2}});
     events.push_back(std::move(ev));
   }
   return events;

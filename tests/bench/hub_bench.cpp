@@ -200,7 +200,7 @@ class EventFactory {
     char id[32];
     std::snprintf(id, sizeof id, "doc-%08llu", static_cast<unsigned long long>(seq));
     ev->document_id = id;
-    ev->document.emplace(payload_);
+    ev->document = std::make_shared<const aurora::Document>(payload_);
     return ev;
   }
 

@@ -142,7 +142,7 @@ std::shared_ptr<aurora::ChangeEvent> make_insert(std::uint64_t sequence, std::st
   ev->operation = aurora::OperationType::Insert;
   ev->collection = std::move(collection);
   ev->document_id = std::move(id);
-  ev->document = std::move(doc);
+  ev->document = std::make_shared<const aurora::Document>(std::move(doc));
   ev->timestamp = std::chrono::system_clock::now();
   return ev;
 }

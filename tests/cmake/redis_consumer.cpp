@@ -9,6 +9,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include <cstdio>
+#include <memory>
 #include <string>
 
 int main() {
@@ -16,7 +17,7 @@ int main() {
   aurora::ChangeEvent ev;
   ev.collection = "users";
   ev.document_id = "u1";
-  ev.document = aurora::Document{{"name", "Ada"}};
+  ev.document = std::make_shared<const aurora::Document>(aurora::Document{{"name", "Ada"}});
   ev.sequence = 7;
   const aurora::redis::DecodedEntry back = aurora::redis::decode_entry(aurora::redis::encode_entry(ev, 3));
 
@@ -33,8 +34,8 @@ int main() {
   aurora::Database db;
   const aurora::redis::Bridge bridge{io.get_executor(), db, {.endpoint = endpoint, .prefix = "app:"}};
 
-  const bool ok = endpoint.path() == "/run/redis/redis.sock" && back.event.document == ev.document && back.prev == 3 &&
-                  bytes == "*1\r\n$4\r\nPING\r\n" && reply && reply->text == "PONG" &&
+  const bool ok = endpoint.path() == "/run/redis/redis.sock" && *back.event.document == *ev.document &&
+                  back.prev == 3 && bytes == "*1\r\n$4\r\nPING\r\n" && reply && reply->text == "PONG" &&
                   sub.stream_key() == "aurora:users" && bridge.global_stream() == "app:*" && !bridge.running();
   std::puts(ok ? "redis_consumer: endpoint, codec, RESP and bridge work" : "redis_consumer: FAILED");
   return ok ? 0 : 1;

@@ -30,7 +30,7 @@ int main() {
     auto ev = std::make_shared<aurora::ChangeEvent>();
     ev->collection = "users";
     ev->document_id = "u1";
-    ev->document = aurora::Document{{"name", "Ada"}};
+    ev->document = std::make_shared<const aurora::Document>(aurora::Document{{"name", "Ada"}});
     ev->sequence = 1;
     ev->commit = 1;
     const std::vector<std::shared_ptr<const aurora::ChangeEvent>> events{ev};

@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -99,9 +100,9 @@ extern "C" int AURORA_FUZZ_ENTRY(const std::uint8_t* data, std::size_t size) {
     aurora::ChangeEvent ev;
     ev.operation = op;
     if (op == aurora::OperationType::Delete) {
-      ev.old_document = doc;
+      ev.old_document = std::make_shared<const aurora::Document>(doc);
     } else {
-      ev.document = doc;
+      ev.document = std::make_shared<const aurora::Document>(doc);
     }
     bool got = false;
     try {

@@ -82,8 +82,8 @@ asio::awaitable<void> expect_same(RemoteSubscription& sub, const ChangeEvent& ex
   CHECK(r->collection == expected.collection);
   CHECK(r->document_id == expected.document_id);
   CHECK(r->operation == expected.operation);
-  CHECK(r->document == expected.document);
-  CHECK(r->old_document == expected.old_document);
+  CHECK(aurora::detail::same_document(r->document, expected.document));
+  CHECK(aurora::detail::same_document(r->old_document, expected.old_document));
   CHECK(r->commit == expected.commit);
   CHECK(r->timestamp == std::chrono::time_point_cast<std::chrono::microseconds>(expected.timestamp));
 }

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <exception>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -84,8 +85,10 @@ inline aurora::ChangeEvent make_event(std::uint64_t sequence, std::string collec
   ev.collection = std::move(collection);
   ev.document_id = "doc-" + std::to_string(sequence);
   ev.operation = op;
-  if (op != aurora::OperationType::Delete) ev.document = aurora::Document{{"n", value}, {"seq", sequence}};
-  if (op != aurora::OperationType::Insert) ev.old_document = aurora::Document{{"n", value - 1}};
+  if (op != aurora::OperationType::Delete)
+    ev.document = std::make_shared<const aurora::Document>(aurora::Document{{"n", value}, {"seq", sequence}});
+  if (op != aurora::OperationType::Insert)
+    ev.old_document = std::make_shared<const aurora::Document>(aurora::Document{{"n", value - 1}});
   ev.timestamp = std::chrono::system_clock::time_point(std::chrono::microseconds(1'790'000'000'000'000 + sequence));
   ev.sequence = sequence;
   return ev;

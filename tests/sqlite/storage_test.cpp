@@ -27,8 +27,9 @@ void write(Storage& s, std::vector<event_ptr> events) { s.write(events); }
 
 bool same_event(const aurora::ChangeEvent& a, const aurora::ChangeEvent& b) {
   return a.sequence == b.sequence && a.commit == b.commit && a.collection == b.collection &&
-         a.document_id == b.document_id && a.operation == b.operation && a.document == b.document &&
-         a.old_document == b.old_document && a.timestamp == b.timestamp;
+         a.document_id == b.document_id && a.operation == b.operation &&
+         aurora::detail::same_document(a.document, b.document) &&
+         aurora::detail::same_document(a.old_document, b.old_document) && a.timestamp == b.timestamp;
 }
 
 // Ten events over two collections: "people" ends with p1 (updated) and p3, "empty" is emptied.

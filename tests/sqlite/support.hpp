@@ -58,8 +58,8 @@ inline std::shared_ptr<aurora::ChangeEvent> make_event(std::uint64_t sequence, a
   ev->operation = op;
   ev->collection = std::move(collection);
   ev->document_id = std::move(id);
-  ev->document = std::move(doc);
-  ev->old_document = std::move(old);
+  if (doc) ev->document = std::make_shared<const aurora::Document>(std::move(*doc));
+  if (old) ev->old_document = std::make_shared<const aurora::Document>(std::move(*old));
   ev->timestamp = std::chrono::system_clock::time_point(std::chrono::microseconds(1'700'000'000'000'000LL) +
                                                         std::chrono::microseconds(sequence));
   return ev;

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <limits>
 #include <map>
+#include <memory>
 #include <new>
 #include <optional>
 #include <string>
@@ -289,7 +290,8 @@ TEST_CASE("NaN, infinities and discarded values in documents are rejected", "[ba
 TEST_CASE("Malformed and odd field paths never throw and match as specified", "[bad_input][filter]") {
   aurora::ChangeEvent ev;
   ev.operation = aurora::OperationType::Insert;
-  ev.document = json::parse(R"({"a": {"b": 1}, "a.b": 2, "": {"": 3}, "~": 4, "/": 5, "t": [10, 11], "0": 6})");
+  ev.document = std::make_shared<const aurora::Document>(
+      json::parse(R"({"a": {"b": 1}, "a.b": 2, "": {"": 3}, "~": 4, "/": 5, "t": [10, 11], "0": 6})"));
   auto matches = [&](const std::string& field, const json& value) {
     aurora::EventFilter f;
     f.field_filters.push_back({field, value});

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -104,7 +105,7 @@ inline StreamEntry encode_entry(const ChangeEvent& ev, std::uint64_t prev) {
   if (ev.document_id.empty()) throw aurora::error(errc::invalid_argument, where + "the document id is empty");
   const bool wants_doc = ev.operation != OperationType::Delete;
   const bool wants_old = ev.operation != OperationType::Insert;
-  if (ev.document.has_value() != wants_doc || ev.old_document.has_value() != wants_old) {
+  if ((ev.document != nullptr) != wants_doc || (ev.old_document != nullptr) != wants_old) {
     throw aurora::error(errc::invalid_document, where + "operation " + std::string(to_string(ev.operation)) +
                                                     " must carry " +
                                                     (wants_doc && wants_old ? "a document and an old document"
@@ -214,8 +215,7 @@ inline DecodedEntry decode_entry(const StreamEntry& entry) {
 
   const bool wants_doc = ev.operation != OperationType::Delete;
   const bool wants_old = ev.operation != OperationType::Insert;
-  const std::pair<std::size_t, std::optional<Document>*> documents[] = {{f_doc, &ev.document},
-                                                                        {f_old, &ev.old_document}};
+  const std::pair<std::size_t, DocumentPtr*> documents[] = {{f_doc, &ev.document}, {f_old, &ev.old_document}};
   for (const auto& [index, target] : documents) {
     const bool wanted = index == f_doc ? wants_doc : wants_old;
     const std::string name(names[index]);
@@ -228,7 +228,7 @@ inline DecodedEntry decode_entry(const StreamEntry& entry) {
     if (const std::string why = detail::parse_document(*found[index], doc); !why.empty()) {
       detail::bad_entry(id, "field \"" + name + "\" " + why);
     }
-    *target = std::move(doc);
+    *target = std::make_shared<const Document>(std::move(doc));
   }
   return out;
 }

@@ -550,8 +550,10 @@ class Storage {
     }
     ev->timestamp = std::chrono::system_clock::time_point(
         std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::microseconds(r.int64(5))));
-    if (!r.is_null(6)) ev->document = parse(r.text(6), what + ": document");
-    if (!r.is_null(7)) ev->old_document = parse(r.text(7), what + ": old_document");
+    if (!r.is_null(6)) ev->document = std::make_shared<const Document>(parse(r.text(6), what + ": document"));
+    if (!r.is_null(7)) {
+      ev->old_document = std::make_shared<const Document>(parse(r.text(7), what + ": old_document"));
+    }
     return ev;
   }
 
