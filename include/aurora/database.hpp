@@ -456,19 +456,26 @@ class BasicDatabase {
     // The store and the event share the one immutable copy.
     bool apply_insert(std::string_view collection, const std::string& id, Document& doc) {
       auto c = db_.collections_.find(collection);
-      if (c != db_.collections_.end() && c->second.contains(id)) return false;
-      auto ev = make_event(collection, id, OperationType::Insert);
-      ev->document = std::make_shared<const Document>(std::move(doc));
       const bool creates = c == db_.collections_.end();
       if (creates) {
         created_.reserve(created_.size() + 1);
         c = db_.collections_.emplace(std::string(collection), doc_map{}).first;
       }
+      doc_map& docs = c->second;
       try {
-        c->second.emplace(id, ev->document);
-        record(std::move(ev));
+        // One lookup tells a taken id from a new one and makes the new one's slot.
+        const auto [slot, fresh] = docs.try_emplace(id);
+        if (!fresh) return false;  // never when the collection was just made
+        try {
+          auto ev = make_event(collection, id, OperationType::Insert);
+          ev->document = std::make_shared<const Document>(std::move(doc));
+          slot->second = ev->document;
+          record(std::move(ev));
+        } catch (...) {
+          docs.erase(slot);
+          throw;
+        }
       } catch (...) {
-        c->second.erase(id);
         if (creates) db_.collections_.erase(c);
         throw;
       }
