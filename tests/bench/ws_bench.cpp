@@ -114,6 +114,7 @@ int run_server(const bench_options& o, std::promise<std::uint16_t>* port_out) {
   options.max_queued_messages = o.events + 16;  // the Node peer's queues are unbounded too
   options.max_queued_bytes = std::numeric_limits<std::size_t>::max() / 2;
   options.slow_client_timeout = std::chrono::hours(1);
+  options.single_threaded = true;  // io runs on this thread only, as Node's event loop does
   aurora::net::FeedServer server{io.get_executor(), db, options};
   server.start();
   if (port_out != nullptr) {

@@ -242,6 +242,11 @@ asio::awaitable<void> several_and_snapshot(world& w) {
   CHECK(extra.empty());
 }
 
+TEST_CASE("single_threaded connections without strands deliver the same events", "[net][feed]") {
+  world w(FeedServerOptions{.single_threaded = true});
+  w.run(events_and_transitions(w));
+}
+
 TEST_CASE("several subscriptions per connection, and a snapshot first", "[net][feed]") {
   world w({});
   w.run(several_and_snapshot(w));

@@ -103,6 +103,12 @@ struct FeedServerOptions {
   std::chrono::milliseconds idle_timeout{60'000};
   /// Connections served at once; further ones are closed as soon as they are accepted.
   std::size_t max_connections = 1024;
+  /// True promises that only one thread runs the executor's context (e.g. `io_context io{1}`
+  /// and one `io.run()`): each connection then runs on the executor itself instead of a strand
+  /// of its own, which saves a strand hand-off and a shared executor copy on every completion,
+  /// and lets the Database wake all connections' receives with one hand-off per publish. With
+  /// several threads running the context it is a data race: leave it false (the default).
+  bool single_threaded = false;
 };
 
 namespace detail {
@@ -456,8 +462,9 @@ struct outgoing {
 };
 
 // One client connection: HTTP requests (static files), and possibly the upgrade to the feed.
-// Everything runs on the connection's strand: the main coroutine (HTTP, then reading client
-// messages), one writer and one pump per subscription. No locks.
+// Everything runs on the connection's strand (the executor itself when single_threaded): the
+// main coroutine (HTTP, then reading client messages), one writer and one pump per
+// subscription. No locks.
 class feed_session : public std::enable_shared_from_this<feed_session> {
  public:
   feed_session(std::shared_ptr<server_state> server, tcp::socket socket)
@@ -902,7 +909,9 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
 
 inline asio::awaitable<void> accept_loop(std::shared_ptr<server_state> state) {
   for (;;) {
-    tcp::socket socket(asio::make_strand(state->executor));  // each connection on its own strand
+    // Each connection on its own strand, unless one thread runs everything anyway.
+    tcp::socket socket(state->options.single_threaded ? state->executor
+                                                      : asio::any_io_executor(asio::make_strand(state->executor)));
     auto [ec] = co_await state->acceptor.async_accept(socket, asio::as_tuple(asio::use_awaitable));
     if (!state->acceptor.is_open()) co_return;
     if (ec) {
@@ -933,8 +942,9 @@ inline asio::awaitable<void> accept_loop(std::shared_ptr<server_state> state) {
 /// server.start();
 /// std::uint16_t port = server.port();
 /// ```
-/// Each connection is served by coroutines on a strand of the given executor; the server starts
-/// no threads. Client messages: `{"op":"subscribe","id":..,"collection":..|null,"filter":{..},
+/// Each connection is served by coroutines on a strand of the given executor (on the executor
+/// itself with `FeedServerOptions::single_threaded`); the server starts no threads. Client messages:
+/// `{"op":"subscribe","id":..,"collection":..|null,"filter":{..},
 /// "start":"now"|"oldest"|{"after":N},"snapshot":true,"database":..}` and
 /// `{"op":"unsubscribe","id":..}`. Server messages: `snapshot` (naming the database, see
 /// `database_id`), `event`, `lagged` and `error` (see `FeedServerOptions` for the limits, the
