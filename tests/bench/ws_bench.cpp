@@ -2,12 +2,14 @@
 // three roles, so that the same client measures Aurora's FeedServer and the Node.js `ws` peer
 // (tests/bench/ws-peer/server.js, same command line):
 //
-//   ws_bench --role server [--port 0] --clients 64 --events N [--rate R]
-//       An Aurora Database and FeedServer on one thread. Prints "listening PORT", waits until
-//       `clients` subscriptions to "orders" exist, then inserts N orders (as fast as it can, or R
-//       per second), each stamped with "t_ns" (CLOCK_MONOTONIC) just before the insert; exits
-//       when the clients are gone, printing "cpu SECONDS" (user + system CPU time of the process:
-//       what the server spent, whatever the client's share of the machine was).
+//   ws_bench --role server [--port 0] --clients 64 --events N [--rate R] [--strands 0|1]
+//       An Aurora Database and FeedServer on one thread (FeedServerOptions::single_threaded;
+//       `--strands 1`: a strand per connection, as a server on a multi-threaded context).
+//       Prints "listening PORT", waits until `clients` subscriptions to "orders" exist, then
+//       inserts N orders (as fast as it can, or R per second), each stamped with "t_ns"
+//       (CLOCK_MONOTONIC) just before the insert; exits when the clients are gone, printing
+//       "cpu SECONDS" (user + system CPU time of the process: what the server spent, whatever
+//       the client's share of the machine was).
 //   ws_bench --role client --url ws://127.0.0.1:PORT/feed --clients 64 --events N [--label L]
 //       `clients` WebSockets on one thread, each sends {"op":"subscribe",...} and reads until it
 //       has N events (or was told it missed some with `lagged`). Prints one JSON line: deliveries,
@@ -69,6 +71,7 @@ struct bench_options {
   std::uint64_t events = 10'000;
   std::uint64_t rate = 0;  // events per second; 0: as fast as possible
   std::uint64_t timeout_s = 120;
+  bool strands = false;  // server: a strand per connection (FeedServerOptions::single_threaded off)
 };
 
 // -- Server ------------------------------------------------------------------------------------
@@ -114,7 +117,7 @@ int run_server(const bench_options& o, std::promise<std::uint16_t>* port_out) {
   options.max_queued_messages = o.events + 16;  // the Node peer's queues are unbounded too
   options.max_queued_bytes = std::numeric_limits<std::size_t>::max() / 2;
   options.slow_client_timeout = std::chrono::hours(1);
-  options.single_threaded = true;  // io runs on this thread only, as Node's event loop does
+  options.single_threaded = !o.strands;  // io runs on this thread only, as Node's event loop does
   aurora::net::FeedServer server{io.get_executor(), db, options};
   server.start();
   if (port_out != nullptr) {
@@ -278,6 +281,8 @@ bool parse(int argc, char** argv, bench_options& o) {
       o.rate = *number;
     } else if (arg == "--timeout" && number && *number > 0) {
       o.timeout_s = *number;
+    } else if (arg == "--strands" && (value == "0" || value == "1")) {
+      o.strands = value == "1";
     } else {
       return false;
     }
@@ -289,7 +294,7 @@ int run(int argc, char** argv) {
   bench_options o;
   if (!parse(argc, argv, o)) {
     std::cerr << "usage: ws_bench --role server|client|both [--url ws://HOST:PORT/feed] [--port N] [--clients 64]\n"
-                 "                [--events N] [--rate PER_S] [--label NAME] [--timeout S]\n";
+                 "                [--events N] [--rate PER_S] [--label NAME] [--timeout S] [--strands 0|1]\n";
     return 2;
   }
   if (o.role == "server") return run_server(o, nullptr);
