@@ -61,6 +61,24 @@ auto record_into(asio::io_context& io, recorded& out) {
 
 aurora::Document doc(int i) { return {{"i", i}}; }
 
+// Every receive in `out` completed with the event of doc(i).
+void check_all_got(const std::vector<recorded>& out, int i) {
+  for (std::size_t k = 0; k < out.size(); ++k) {
+    INFO("subscriber " << k);
+    REQUIRE(out[k].done);
+    CHECK_FALSE(out[k].ec);
+    REQUIRE(out[k].result);
+    CHECK(out[k].result->document->at("i") == i);
+  }
+}
+
+// `n` subscriptions to "users".
+std::vector<aurora::Subscription> subscribe_users(aurora::Database& db, std::size_t n) {
+  std::vector<aurora::Subscription> subs;
+  for (std::size_t i = 0; i < n; ++i) subs.push_back(db.subscribe("users"));
+  return subs;
+}
+
 }  // namespace
 
 TEST_CASE("a new subscription sees only events published after subscribe", "[subscription]") {
@@ -541,8 +559,7 @@ TEST_CASE("parked receives on one io_context are resumed by one hand-off per pub
   aurora::Database db;
   asio::io_context io;
   constexpr std::size_t n = 8;
-  std::vector<aurora::Subscription> subs;
-  for (std::size_t i = 0; i < n; ++i) subs.push_back(db.subscribe("users"));
+  std::vector<aurora::Subscription> subs = subscribe_users(db, n);
   std::vector<recorded> out(n);
   for (std::size_t i = 0; i < n; ++i) subs[i].async_recv(record_into(io, out[i]));
   CHECK(io.poll() == 0);  // all parked: nothing queued yet
@@ -550,13 +567,7 @@ TEST_CASE("parked receives on one io_context are resumed by one hand-off per pub
 
   db.insert("users", doc(1));  // from a thread that does not run io
   CHECK(io.run_one() == 1);    // one piece of work resumes all of them
-  for (std::size_t i = 0; i < n; ++i) {
-    INFO("subscriber " << i);
-    REQUIRE(out[i].done);
-    CHECK_FALSE(out[i].ec);
-    REQUIRE(out[i].result);
-    CHECK(out[i].result->document->at("i") == 1);
-  }
+  check_all_got(out, 1);
   CHECK(io.poll() == 0);  // and nothing else was queued
 }
 
@@ -632,10 +643,8 @@ TEST_CASE("a batched wake-up completes each receive on its own executor", "[subs
 TEST_CASE("a handler that throws out of a batched wake-up does not lose the others", "[subscription][wake]") {
   aurora::Database db;
   asio::io_context io;
-  constexpr std::size_t n = 3;
-  std::vector<aurora::Subscription> subs;
-  for (std::size_t i = 0; i < n; ++i) subs.push_back(db.subscribe("users"));
-  std::vector<recorded> out(n);
+  std::vector<aurora::Subscription> subs = subscribe_users(db, 3);
+  std::vector<recorded> out(subs.size());
   subs[0].async_recv(record_into(io, out[0]));
   subs[1].async_recv(asio::bind_executor(io.get_executor(), [&out](boost::system::error_code ec, RecvResult r) {
     out[1].done = true;
@@ -648,26 +657,16 @@ TEST_CASE("a handler that throws out of a batched wake-up does not lose the othe
   CHECK_THROWS_AS(io.run(), std::runtime_error);
   io.restart();
   run_bounded(io);
-  for (std::size_t i = 0; i < n; ++i) {
-    INFO("subscriber " << i);
-    REQUIRE(out[i].done);
-    CHECK_FALSE(out[i].ec);
-    REQUIRE(out[i].result);
-    CHECK(out[i].result->document->at("i") == 5);
-  }
+  check_all_got(out, 5);
   // Each can receive again.
-  for (std::size_t i = 0; i < n; ++i) {
+  for (std::size_t i = 0; i < subs.size(); ++i) {
     out[i] = recorded{};
     subs[i].async_recv(record_into(io, out[i]));
   }
   db.insert("users", doc(6));
   io.restart();
   run_bounded(io);
-  for (std::size_t i = 0; i < n; ++i) {
-    REQUIRE(out[i].done);
-    REQUIRE(out[i].result);
-    CHECK(out[i].result->document->at("i") == 6);
-  }
+  check_all_got(out, 6);
 }
 
 TEST_CASE("a batched wake-up queued on a context that goes away destroys its receives", "[subscription][wake][close]") {
