@@ -8,6 +8,7 @@
 // It starts its own redis-server (Unix socket, append-only file with the fsync policy given) in
 // a temporary directory. Exit status: 0, 1 when a count is wrong or something failed, 2 for a bad
 // flag, 77 when redis-server is not on PATH (skipped; 1 under CI=true).
+#include "../redis/redis_server.hpp"
 #include "bench_common.hpp"
 
 #include <aurora/database.hpp>
@@ -22,25 +23,14 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <stdlib.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <sys/wait.h>
-#include <unistd.h>
+#include <stdio.h>
 
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <exception>
-#include <filesystem>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -49,8 +39,6 @@
 namespace asio = boost::asio;
 using aurora::bench::JsonLine;
 using clock_type = std::chrono::steady_clock;
-
-extern char** environ;
 
 namespace {
 
@@ -92,105 +80,6 @@ Args parse_args(int argc, char** argv) {
   return a;
 }
 
-std::optional<std::string> find_on_path(std::string_view name) {
-  const char* path = std::getenv("PATH");
-  std::string_view rest = path != nullptr ? path : "";
-  while (!rest.empty()) {
-    const std::size_t colon = rest.find(':');
-    const std::string candidate = std::string(rest.substr(0, colon)) + "/" + std::string(name);
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-    rest = colon == std::string_view::npos ? std::string_view() : rest.substr(colon + 1);
-  }
-  return std::nullopt;
-}
-
-// A private redis-server on a Unix socket in a temporary directory.
-class RedisServer {
- public:
-  RedisServer(const std::string& executable, const std::string& appendfsync) {
-    char pattern[] = "/tmp/aurora-bench-XXXXXX";
-    if (::mkdtemp(pattern) == nullptr) throw std::runtime_error("mkdtemp failed");
-    dir_ = pattern;
-    socket_ = dir_ + "/redis.sock";
-    std::vector<std::string> args{executable, "--port",        "0",        "--unixsocket", socket_, "--unixsocketperm",
-                                  "700",      "--dir",         dir_,       "--save",       "",      "--appendonly",
-                                  "yes",      "--appendfsync", appendfsync};
-    std::vector<char*> argv;
-    for (std::string& arg : args) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-    int out[2];  // the server's log: its last line before it serves is "Ready to accept connections"
-    if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
-    pid_ = ::fork();
-    if (pid_ < 0) throw std::runtime_error("fork failed");
-    if (pid_ == 0) {
-      ::dup2(out[1], STDOUT_FILENO);
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      ::execve(executable.c_str(), argv.data(), environ);
-      ::_exit(127);
-    }
-    ::close(out[1]);
-    const bool ready = wait_ready(out[0]);
-    ::close(out[0]);  // later log lines are dropped (the server ignores SIGPIPE)
-    if (ready) return;
-    stop();
-    throw std::runtime_error("redis-server did not answer on " + socket_);
-  }
-  RedisServer(const RedisServer&) = delete;
-  RedisServer& operator=(const RedisServer&) = delete;
-  ~RedisServer() {
-    stop();
-    std::error_code ignored;
-    std::filesystem::remove_all(dir_, ignored);
-  }
-
-  [[nodiscard]] const std::string& socket_path() const { return socket_; }
-  [[nodiscard]] aurora::redis::Endpoint endpoint() const { return aurora::redis::Endpoint::local(socket_); }
-
- private:
-  void stop() noexcept {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-
-  // Reads the server's output until PING is answered (tried after each chunk), the output ends
-  // (it exited) or 10 s have passed.
-  [[nodiscard]] bool wait_ready(int fd) const {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    char chunk[4096];
-    for (;;) {
-      const auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-      pollfd p{fd, POLLIN, 0};
-      if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
-      if (::read(fd, chunk, sizeof chunk) <= 0) return false;
-      if (ping()) return true;
-    }
-  }
-
-  bool ping() const {
-    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return false;
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, socket_.c_str(), socket_.size() + 1);  // short: /tmp/aurora-...-XXXXXX/redis.sock
-    bool ok = false;
-    if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0) {
-      const std::string_view request = "PING\r\n";
-      char answer[8] = {};
-      ok = ::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size()) &&
-           ::read(fd, answer, 7) == 7 && std::string_view(answer, 7) == "+PONG\r\n";
-    }
-    ::close(fd);
-    return ok;
-  }
-
-  std::string dir_;
-  std::string socket_;
-  pid_t pid_ = -1;
-};
-
 JsonLine line(const Args& a, std::string_view workload) {
   JsonLine j;
   j.str("bench", "redis_bridge_bench").str("workload", workload).str("compiler", aurora::bench::compiler_tag());
@@ -204,8 +93,8 @@ aurora::Document order(std::uint64_t i) {
       {"sku", "A" + std::to_string(i % 97)}, {"qty", i % 5 + 1}, {"customer", "c-" + std::to_string(i % 1000)}};
 }
 
-aurora::redis::BridgeOptions bridge_options(const RedisServer& redis, const Args& a, const std::string& prefix,
-                                            std::uint64_t& reports) {
+aurora::redis::BridgeOptions bridge_options(const aurora_test::redis_server& redis, const Args& a,
+                                            const std::string& prefix, std::uint64_t& reports) {
   aurora::redis::BridgeOptions o;
   o.endpoint = redis.endpoint();
   o.prefix = prefix;
@@ -218,7 +107,7 @@ aurora::redis::BridgeOptions bridge_options(const RedisServer& redis, const Args
 }
 
 // The bridge alone: `events` events already in the Database, time until Redis holds them all.
-bool bridge_drain(const RedisServer& redis, const Args& a) {
+bool bridge_drain(const aurora_test::redis_server& redis, const Args& a) {
   aurora::Options options;
   options.channel_capacity = static_cast<std::size_t>(a.events) + 16;
   aurora::Database db(options);
@@ -253,7 +142,7 @@ bool bridge_drain(const RedisServer& redis, const Args& a) {
 // End to end: a writer and the bridge on one thread (the producing process), a RemoteSubscription
 // on the global stream on another (the consuming process); time from the first write until the
 // consumer has every event.
-bool end_to_end(const RedisServer& redis, const Args& a) {
+bool end_to_end(const aurora_test::redis_server& redis, const Args& a) {
   aurora::Options options;
   options.channel_capacity = static_cast<std::size_t>(a.events) + 16;
   aurora::Database db(options);
@@ -314,8 +203,8 @@ bool end_to_end(const RedisServer& redis, const Args& a) {
 // redis-benchmark's XADD rate on the same server, the ceiling: one client, pipelined as deep as
 // one bridge batch (2 XADDs per event), entries of the bridge's shape. The bridge makes two XADDs
 // per event, so the ceiling in events/s is half the XADD rate.
-void redis_benchmark(const RedisServer& redis, const Args& a) {
-  const std::optional<std::string> exe = find_on_path("redis-benchmark");
+void redis_benchmark(const aurora_test::redis_server& redis, const Args& a) {
+  const std::optional<std::string> exe = aurora_test::find_on_path("redis-benchmark");
   JsonLine j = line(a, "redis_benchmark_xadd");
   if (!exe) {
     j.b("available", false);
@@ -353,10 +242,9 @@ void redis_benchmark(const RedisServer& redis, const Args& a) {
 
 int main(int argc, char** argv) {
   const Args a = parse_args(argc, argv);
-  const std::optional<std::string> exe = find_on_path("redis-server");
+  const std::optional<std::string> exe = aurora_test::find_on_path("redis-server");
   if (!exe) {
-    const char* ci = std::getenv("CI");
-    if (ci != nullptr && std::string_view(ci) == "true") {
+    if (aurora_test::under_ci()) {
       std::fputs("redis_bridge_bench: redis-server is not on PATH, and under CI=true it must run\n", stderr);
       return 1;
     }
@@ -364,7 +252,7 @@ int main(int argc, char** argv) {
     return 77;
   }
   try {
-    RedisServer redis(*exe, a.appendfsync);
+    aurora_test::redis_server redis(*exe, a.appendfsync);
     bool ok = bridge_drain(redis, a);
     ok = end_to_end(redis, a) && ok;
     if (a.redis_benchmark) redis_benchmark(redis, a);

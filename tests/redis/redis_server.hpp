@@ -1,9 +1,9 @@
-// redis_server: a private redis-server for one test, in a fresh temporary directory (Unix socket only).
+// redis_server: a private redis-server for one test or benchmark, in a fresh temporary directory
+// (Unix socket only). Free of Catch2, so that tests/bench/redis_bridge_bench.cpp runs the same
+// server; the tests' skip-or-fail rule is start_redis_or_skip() in test_support.hpp.
 #pragma once
 
 #include <aurora/redis/endpoint.hpp>
-
-#include <catch2/catch.hpp>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -55,8 +55,9 @@ inline std::optional<std::string> find_on_path(std::string_view name) {
 }
 
 // A redis-server process of its own, as the field notes give it: no TCP port, a Unix socket
-// (mode 700) and an append-only file fsynced on every write, both in a fresh temporary directory,
-// so its data survives kill -9. start() waits, bounded, until the server answers PING on its
+// (mode 700) and an append-only file, by default fsynced on every write (`appendfsync` "always",
+// so its data survives kill -9; a benchmark may ask for "everysec"), both in a fresh temporary
+// directory. start() waits, bounded, until the server answers PING on its
 // socket; it waits for the server's log lines (a pipe), not for a fixed time, and tries a PING
 // after each. The destructor kills it and removes the directory; should the test process die
 // without running it (a signal, a ctest timeout), the kernel kills the server too
@@ -66,7 +67,8 @@ class redis_server {
   // How long start() may wait for the server to answer.
   static constexpr std::chrono::seconds start_limit{20};
 
-  explicit redis_server(std::string executable) : executable_(std::move(executable)) {
+  explicit redis_server(std::string executable, std::string appendfsync = "always")
+      : executable_(std::move(executable)), appendfsync_(std::move(appendfsync)) {
     char pattern[] = "/tmp/aurora-redis-XXXXXX";  // short: a socket path holds 107 bytes
     if (::mkdtemp(pattern) == nullptr) {
       throw std::system_error(errno, std::generic_category(), "redis_server: mkdtemp");
@@ -115,8 +117,8 @@ class redis_server {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) throw std::system_error(errno, std::generic_category(), "redis_server: pipe2");
     std::vector<std::string> args{
-        executable_, "--port", "0", "--unixsocket", socket_path_, "--unixsocketperm", "700",   "--dir",
-        dir_,        "--save", "",  "--appendonly", "yes",        "--appendfsync",    "always"};
+        executable_, "--port", "0", "--unixsocket", socket_path_, "--unixsocketperm", "700",       "--dir",
+        dir_,        "--save", "",  "--appendonly", "yes",        "--appendfsync",    appendfsync_};
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -207,22 +209,10 @@ class redis_server {
   }
 
   std::string executable_;
+  std::string appendfsync_;
   std::string dir_;
   std::string socket_path_;
   pid_t pid_ = -1;
 };
-
-// A started redis_server, or null when redis-server is not on PATH: the test is then skipped
-// (ctest reports it so, by the marker printed here), except under CI=true, where it fails.
-inline std::unique_ptr<redis_server> start_redis_or_skip() {
-  const std::optional<std::string> exe = find_on_path("redis-server");
-  if (!exe) {
-    if (under_ci()) FAIL("redis-server is not on PATH, and under CI=true the Redis tests must run");
-    std::printf("AURORA_REDIS_SKIPPED: redis-server is not on PATH; install redis-server to run this test\n");
-    WARN("skipped: redis-server is not on PATH");
-    return nullptr;
-  }
-  return std::make_unique<redis_server>(*exe);
-}
 
 }  // namespace aurora_test
