@@ -243,9 +243,11 @@ class BasicDatabase {
 
   /// A copy of every document of `collection` (sorted by id) with the sequence of the last
   /// commit it reflects; empty for an unknown collection. Consistent: taken under the commit
-  /// order, so no write is half in it. Costs a copy of the collection. Errors: `bad_alloc`; on a
-  /// durable database also `storage_error` when a commit it waited for failed (the database then
-  /// refuses writes until reopened).
+  /// order, so no write is half in it. Inside a transaction of this Database it shows that
+  /// transaction's writes, not yet committed, at the sequence before it (`watch` refuses
+  /// there). Costs a copy of the collection. Errors: `bad_alloc`; on a durable database also
+  /// `storage_error` when a commit it waited for failed (the database then refuses writes until
+  /// reopened).
   [[nodiscard]] Snapshot snapshot(std::string_view collection) const {
     Snapshot snap;
     {
@@ -325,9 +327,11 @@ class BasicDatabase {
   /// With `filter->transitions`, apply `enter`/`change` as upsert and `leave` as erase to keep an
   /// exact live copy of the filter's view. Costs a copy of the documents in view.
   ///
-  /// Errors: `invalid_argument` if `collection` is empty; on a durable database also
-  /// `storage_error` as `snapshot`.
+  /// Errors: `invalid_argument` if `collection` is empty, or when called inside a transaction
+  /// of this Database (its snapshot would hold writes that may still roll back, with no event
+  /// to undo them); on a durable database also `storage_error` as `snapshot`.
   [[nodiscard]] Watch watch(std::string_view collection, std::optional<EventFilter> filter = {}) {
+    check_outside_transaction("watch");
     check_collection(collection, "watch");
     auto state = std::make_shared<detail::subscriber>(filter);
     std::optional<detail::compiled_filter> view;
