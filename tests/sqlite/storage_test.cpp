@@ -220,6 +220,43 @@ TEST_CASE("the last sequence survives reopening with and without a change log", 
   CHECK(s.last_sequence() == 17);
 }
 
+TEST_CASE("a change log that stopped while history was 0 is not replayed across the gap", "[sqlite][storage]") {
+  temp_dir dir;
+  const std::string path = dir.file("db");
+  auto insert = [](Storage& s, std::uint64_t q) {
+    write(s, {make_event(q, OperationType::Insert, "c", std::to_string(q), Document::object())});
+  };
+  {
+    Storage s(path, aurora::Durability::normal, 10);
+    for (std::uint64_t q = 1; q <= 3; ++q) insert(s, q);  // logged
+  }
+  {
+    Storage s(path, aurora::Durability::normal, 0);
+    for (std::uint64_t q = 4; q <= 5; ++q) insert(s, q);  // in no log
+  }
+  {
+    Storage s(path, aurora::Durability::normal, 10);
+    CHECK(s.last_sequence() == 5);
+    CHECK(s.oldest_logged() == 6);  // 1..3 could not be followed by 4 and 5
+    CHECK_THROWS_AS(s.read_log(1, 10, [](const event_ptr&) {}), aurora::error);
+    insert(s, 6);
+    const auto log = read_all(s, 5);
+    REQUIRE(log.size() == 1);
+    CHECK(log.front()->sequence == 6);
+  }
+  Storage s(path, aurora::Durability::normal, 10);
+  CHECK(s.last_sequence() == 6);
+  CHECK(s.oldest_logged() == 6);
+  try {
+    (void)s.read_log(2, 10, [](const event_ptr&) {});
+    FAIL("read_log(2) must throw history_lost");
+  } catch (const aurora::error& e) {
+    CHECK(e.code() == aurora::errc::history_lost);
+  }
+  loaded_state state;
+  CHECK(s.load(state) == 6);  // the documents are all there
+}
+
 TEST_CASE("history 0 keeps no change log", "[sqlite][storage]") {
   temp_dir dir;
   Storage s(dir.file("db"), aurora::Durability::normal, 0);

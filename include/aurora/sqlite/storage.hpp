@@ -86,7 +86,9 @@ class Storage {
   /// Opens the database file `path`, creating it (with a new database id) when it does not exist
   /// or is an empty file, in WAL mode with `synchronous=FULL` (`Durability::full`) or `NORMAL`,
   /// and checks that both are in force. `history` is how many change-log events to keep (0: no
-  /// log). `lock_timeout` bounds the wait for a file locked by another connection.
+  /// log). A log that ends before the last commit (the file was written with `history` 0 since)
+  /// is dropped at open: the commits after it are in no log, so replay starts after them.
+  /// `lock_timeout` bounds the wait for a file locked by another connection.
   ///
   /// Errors (`aurora::error(errc::storage_error)`, the message starts with "open '<path>': "
   /// and says which): "locked by another process" (another open Storage or SQLite connection
@@ -421,11 +423,18 @@ class Storage {
     if (!has_id || !has_last) {
       throw error(errc::storage_error, where + "meta lacks " + (has_id ? "last_sequence" : "database_id"));
     }
-    const std::int64_t min_logged = query_int("SELECT coalesce(min(sequence), 0) FROM changelog", "read changelog");
-    const std::int64_t max_logged = query_int("SELECT coalesce(max(sequence), 0) FROM changelog", "read changelog");
+    std::int64_t min_logged = query_int("SELECT coalesce(min(sequence), 0) FROM changelog", "read changelog");
+    std::int64_t max_logged = query_int("SELECT coalesce(max(sequence), 0) FROM changelog", "read changelog");
     if (max_logged < 0 || (min_logged <= 0 && max_logged != 0)) {
       throw error(errc::storage_error,
                   where + "the change log holds sequence " + std::to_string(min_logged) + " (sequences start at 1)");
+    }
+    if (max_logged != 0 && static_cast<std::uint64_t>(max_logged) < last) {
+      // The file was written with history 0 after this log: the commits after its last row are
+      // in no log, so it cannot be continued. Replaying it would skip them; drop it.
+      drop_stale_log();
+      min_logged = 0;
+      max_logged = 0;
     }
     // Commits with a change log do not update meta.last_sequence (see the class comment).
     last = std::max(last, static_cast<std::uint64_t>(max_logged));
@@ -435,6 +444,17 @@ class Storage {
     detail::statement names(db_, "SELECT name FROM collections", "read collections");
     detail::statement::run n(names);
     while (n.step()) known_collections_.emplace(n.text(0));
+  }
+
+  void drop_stale_log() {
+    detail::statement::run(begin_).done();
+    try {
+      db_.exec("DELETE FROM changelog", "open: drop a change log that stopped before the last commit");
+      detail::statement::run(commit_).done();
+    } catch (...) {
+      rollback();
+      throw;
+    }
   }
 
   void prepare_statements() {
