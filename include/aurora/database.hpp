@@ -395,6 +395,7 @@ class BasicDatabase {
                       "is reopened");
         }
       }
+      events_.swap(db.spare_events_);
     }
 
     commit_scope(const commit_scope&) = delete;
@@ -551,6 +552,10 @@ class BasicDatabase {
       db_.last_timestamp_ = timestamp;
       db_.hub_.publish(events_, batch_);  // takes the events over
       committed_ = true;
+      if (events_.size() == 1 && !events_.front()) {  // published by move: clearing destroys nothing
+        events_.clear();
+        events_.swap(db_.spare_events_);
+      }
       lock_.unlock();
       batch_.wake();
     }
@@ -889,6 +894,7 @@ class BasicDatabase {
   [[no_unique_address]] Storage storage_;
   [[no_unique_address]] std::conditional_t<durable, durable_state, no_durable_state> durable_;
   detail::hub hub_;
+  std::vector<detail::event_ptr> spare_events_;  // a commit_scope's buffer kept between single writes (commit lock)
   std::chrono::system_clock::time_point last_timestamp_{};
   detail::uuid_v7_generator ids_;
 };
