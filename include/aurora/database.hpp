@@ -897,7 +897,7 @@ class BasicDatabase {
   detail::hub hub_;
   std::vector<detail::event_ptr> spare_events_;  // a commit_scope's buffer kept between single writes (commit lock)
   std::chrono::system_clock::time_point last_timestamp_{};
-  detail::uuid_v7_generator ids_;
+  detail::uuid_v7_generator ids_;  // used under the commit lock
 };
 
 /// The default database: in memory, stamped by `std::chrono::system_clock`.
