@@ -9,9 +9,12 @@
 
 namespace aurora::detail {
 
+// Deliberately not noexcept: libstdc++ then stores each key's hash in its node (as it does for
+// std::hash<std::string>), so growing the table does not hash every key again and a lookup
+// compares only the keys whose hash matches. (It cannot throw.)
 struct string_hash {
   using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
 };
 
 template <class V>
