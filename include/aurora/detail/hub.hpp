@@ -39,22 +39,18 @@ class wake_batch {
   // Wakes the parked readers, then releases what was displaced and retired. Idempotent. (A single write's
   // batch leaves displaced_[0] to its collection channel and displaced_[1] to the global one.)
   // The readers parked on one io_context are handed back together, in one piece of work per
-  // context (see wake_round).
+  // context (see wake_round); when nobody waits, no round is opened.
   void wake() noexcept {
-    {
+    if (has_waiters()) {
       const wake_round round;
-      if (global_ != nullptr) {
-        notify(*global_);
-        global_ = nullptr;
-      }
-      if (channel_) {
-        notify(*channel_);
-        channel_.reset();
-      }
+      if (global_ != nullptr) notify(*global_);
+      if (channel_) notify(*channel_);
       if (more_) {
         for (const auto& ring : more_->channels) notify(*ring);
       }
     }
+    global_ = nullptr;
+    channel_.reset();
     displaced_[0].reset();
     displaced_[1].reset();
     more_.reset();
@@ -72,6 +68,17 @@ class wake_batch {
     // A multi-event commit's events, grouped by collection channel (made by hub::prepare).
     std::vector<std::pair<std::shared_ptr<event_ring>, std::vector<event_ptr>>> groups;
   };
+
+  [[nodiscard]] bool has_waiters() const noexcept {
+    if (global_ != nullptr && global_->has_waiters()) return true;
+    if (channel_ && channel_->has_waiters()) return true;
+    if (more_) {
+      for (const auto& ring : more_->channels) {
+        if (ring->has_waiters()) return true;
+      }
+    }
+    return false;
+  }
 
   static void notify(event_ring& ring) noexcept {
     try {

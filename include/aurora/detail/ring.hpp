@@ -245,9 +245,12 @@ class broadcast_ring {
     has_waiters_.store(!waiters_.empty(), std::memory_order_seq_cst);
   }
 
+  // True when notify_waiters() would wake somebody (or find the channel closed).
+  [[nodiscard]] bool has_waiters() const noexcept { return has_waiters_.load(std::memory_order_seq_cst); }
+
   // Wakes every parked waiter (after publish, outside the caller's locks). Cheap when none is.
   void notify_waiters() {
-    if (!has_waiters_.load(std::memory_order_seq_cst)) return;
+    if (!has_waiters()) return;
     std::vector<std::shared_ptr<ring_waiter>> woken;
     {
       const std::lock_guard lock(waiters_mutex_);
