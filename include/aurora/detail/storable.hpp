@@ -27,24 +27,9 @@ const char* walk(const nlohmann::json& root, Visit visit) {
   return nullptr;
 }
 
-// unstorable's walk. It recurses, but boundedly: a structured value deeper than
-// max_document_depth stops the walk before its children, so there are at most
-// max_document_depth + 1 frames, whatever the input. (It runs on every write: a recursion
-// needs no heap stack, which the generic walk above allocates.)
-inline const char* unstorable_at(const nlohmann::json& value, std::size_t depth) {
+// Why scalar `value` cannot be stored, or nullptr.
+inline const char* unstorable_scalar(const nlohmann::json& value) noexcept {
   switch (value.type()) {
-    case nlohmann::json::value_t::object:
-      if (depth > max_document_depth) return "nests deeper than aurora::max_document_depth";
-      for (const auto& member : value.get_ref<const nlohmann::json::object_t&>()) {
-        if (const char* why = unstorable_at(member.second, depth + 1)) return why;
-      }
-      return nullptr;
-    case nlohmann::json::value_t::array:
-      if (depth > max_document_depth) return "nests deeper than aurora::max_document_depth";
-      for (const nlohmann::json& element : value.get_ref<const nlohmann::json::array_t&>()) {
-        if (const char* why = unstorable_at(element, depth + 1)) return why;
-      }
-      return nullptr;
     case nlohmann::json::value_t::number_float:
       return std::isfinite(*value.get_ptr<const double*>()) ? nullptr : "holds a NaN or infinite number";
     case nlohmann::json::value_t::discarded: return "holds a discarded value";
@@ -52,11 +37,35 @@ inline const char* unstorable_at(const nlohmann::json& value, std::size_t depth)
   }
 }
 
+// unstorable's walk of structured `value` at `depth`. It recurses, but boundedly: a structured
+// value deeper than max_document_depth stops the walk before its children, so there are at
+// most max_document_depth + 1 frames, whatever the input. Scalars are checked in the loop, so a
+// flat document makes no call at all. (It runs on every write: a recursion needs no heap stack,
+// which the generic walk above allocates.)
+inline const char* unstorable_at(const nlohmann::json& value, std::size_t depth) {
+  if (depth > max_document_depth) return "nests deeper than aurora::max_document_depth";
+  auto check = [depth](const nlohmann::json& child) {
+    return child.is_structured() ? unstorable_at(child, depth + 1) : unstorable_scalar(child);
+  };
+  if (value.is_object()) {
+    for (const auto& member : value.get_ref<const nlohmann::json::object_t&>()) {
+      if (const char* why = check(member.second)) return why;
+    }
+  } else {
+    for (const nlohmann::json& element : value.get_ref<const nlohmann::json::array_t&>()) {
+      if (const char* why = check(element)) return why;
+    }
+  }
+  return nullptr;
+}
+
 // Why `doc` cannot be stored, or nullptr: it nests deeper than max_document_depth, or holds a
 // NaN or infinite number (JSON has none, and NaN != NaN would make an unchanged document look
 // changed) or a discarded value (the result of a failed non-throwing parse, never equal to
 // anything).
-inline const char* unstorable(const nlohmann::json& doc) { return unstorable_at(doc, 1); }
+inline const char* unstorable(const nlohmann::json& doc) {
+  return doc.is_structured() ? unstorable_at(doc, 1) : unstorable_scalar(doc);
+}
 
 // True when `value` nests objects and arrays deeper than max_document_depth (counted as for a
 // document: a structured `value` is level 1), so that no stored document can hold it.
