@@ -375,7 +375,7 @@ class BasicDatabase {
 
  private:
   // The stored documents: each version immutable, shared with the events that carry it.
-  using doc_map = detail::string_map<DocumentPtr>;
+  using doc_map = detail::inline_key_map<DocumentPtr>;
 
   // The one way a write reaches the database: takes the commit lock and reads the clock (before
   // anything changes), applies changes to the documents while recording each as an event, then
