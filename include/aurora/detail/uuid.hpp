@@ -3,6 +3,7 @@
 
 #include <bit>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <random>
@@ -52,7 +53,7 @@ class uuid_v7_generator {
   // nibble is spread into a byte of its own (nibble k in byte k), the bytes are put in memory
   // order, and each 0..15 becomes '0'..'9' or 'a'..'f' ('a' is 39 after '0' + 10).
   static void hex16(std::uint64_t v, char* out) noexcept {
-    for (int half = 0; half < 2; ++half) {
+    for (std::size_t half = 0; half < 2; ++half) {
       std::uint64_t x = (v >> (32 * (1 - half))) & 0xFFFF'FFFF;
       x = (x | (x << 16)) & 0x0000'FFFF'0000'FFFF;
       x = (x | (x << 8)) & 0x00FF'00FF'00FF'00FF;
