@@ -357,19 +357,14 @@ class Storage {
 
     // Take the write lock once now: a file locked by another connection fails here, at open,
     // rather than at the first write. A version 1 file is marked with this version meanwhile.
-    detail::statement::run(begin_).done();
-    try {
+    in_transaction([&] {
       if (!fresh && version < format_version) {
         db_.exec(("PRAGMA user_version=" + std::to_string(format_version)).c_str(), "set user_version");
         detail::statement mark(db_, "UPDATE meta SET value = ?1 WHERE key = 'format_version'",
                                "update meta.format_version");
         detail::statement::run(mark).bind(1, format_version).done();
       }
-      detail::statement::run(commit_).done();
-    } catch (...) {
-      rollback();
-      throw;
-    }
+    });
 
     read_meta();
     prepare_statements();
@@ -385,8 +380,7 @@ class Storage {
   }
 
   void create_schema() {
-    detail::statement::run(begin_).done();
-    try {
+    in_transaction([&] {
       db_.exec(schema_sql, "create the schema");
       db_.exec(("PRAGMA application_id=" + std::to_string(application_id)).c_str(), "set application_id");
       db_.exec(("PRAGMA user_version=" + std::to_string(format_version)).c_str(), "set user_version");
@@ -395,11 +389,7 @@ class Storage {
       detail::statement::run(put).bind(1, "format_version").bind(2, format_version).done();
       detail::statement::run(put).bind(1, "database_id").bind(2, std::string_view(id)).done();
       detail::statement::run(put).bind(1, "last_sequence").bind(2, std::int64_t{0}).done();
-      detail::statement::run(commit_).done();
-    } catch (...) {
-      rollback();
-      throw;
-    }
+    });
   }
 
   void read_meta() {
@@ -447,9 +437,16 @@ class Storage {
   }
 
   void drop_stale_log() {
+    in_transaction(
+        [&] { db_.exec("DELETE FROM changelog", "open: drop a change log that stopped before the last commit"); });
+  }
+
+  // Runs `body` between BEGIN IMMEDIATE and COMMIT; rolls back and rethrows if either fails.
+  template <class Body>
+  void in_transaction(Body&& body) {
     detail::statement::run(begin_).done();
     try {
-      db_.exec("DELETE FROM changelog", "open: drop a change log that stopped before the last commit");
+      std::forward<Body>(body)();
       detail::statement::run(commit_).done();
     } catch (...) {
       rollback();
