@@ -43,6 +43,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <future>
 #include <iostream>
 #include <limits>
@@ -76,18 +77,46 @@ struct bench_options {
 
 // -- Server ------------------------------------------------------------------------------------
 
-// Inserts the orders once `clients` subscriptions exist, then waits for them to go.
-asio::awaitable<void> writer(aurora::Database& db, aurora::net::FeedServer& server, const bench_options& o) {
+// The Database as the FeedServer sees it (FeedServer takes any type with these members): each
+// subscription a client makes is forwarded, then reported, so that the writer waits on that
+// event instead of polling the count.
+struct reporting_db {
+  aurora::Database& db;
+  std::function<void()> subscribed;
+
+  template <class... Args>
+  aurora::Subscription subscribe(Args&&... args) {
+    aurora::Subscription sub = db.subscribe(std::forward<Args>(args)...);
+    subscribed();
+    return sub;
+  }
+  template <class... Args>
+  aurora::Subscription subscribe_global(Args&&... args) {
+    aurora::Subscription sub = db.subscribe_global(std::forward<Args>(args)...);
+    subscribed();
+    return sub;
+  }
+  template <class... Args>
+  aurora::Watch watch(Args&&... args) {
+    aurora::Watch w = db.watch(std::forward<Args>(args)...);
+    subscribed();
+    return w;
+  }
+};
+
+// Inserts the orders once `clients` subscriptions exist (`all_subscribed` is cancelled then, by
+// the server's thread, which is also this one), then waits for them to go.
+asio::awaitable<void> writer(aurora::Database& db, aurora::net::FeedServer& server, asio::steady_timer& all_subscribed,
+                             const bench_options& o) {
   asio::steady_timer timer(co_await asio::this_coro::executor);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(o.timeout_s);
-  // Set-up, not measurement: look every millisecond until every client has subscribed.
-  while (db.subscriber_count("orders") < o.clients) {
-    if (std::chrono::steady_clock::now() > deadline) {
+  if (db.subscriber_count("orders") < o.clients) {
+    all_subscribed.expires_at(deadline);
+    co_await all_subscribed.async_wait(asio::as_tuple(asio::use_awaitable));  // cancelled or timed out
+    if (db.subscriber_count("orders") < o.clients) {
       server.stop();
       co_return;
     }
-    timer.expires_after(std::chrono::milliseconds(1));
-    co_await timer.async_wait(asio::use_awaitable);
   }
   const auto start = std::chrono::steady_clock::now();
   for (std::uint64_t i = 0; i < o.events; ++i) {
@@ -118,14 +147,18 @@ int run_server(const bench_options& o, std::promise<std::uint16_t>* port_out) {
   options.max_queued_bytes = std::numeric_limits<std::size_t>::max() / 2;
   options.slow_client_timeout = std::chrono::hours(1);
   options.single_threaded = !o.strands;  // io runs on this thread only, as Node's event loop does
-  aurora::net::FeedServer server{io.get_executor(), db, options};
+  asio::steady_timer all_subscribed(io);
+  reporting_db source{db, [&] {
+                        if (db.subscriber_count("orders") >= o.clients) all_subscribed.cancel();
+                      }};
+  aurora::net::FeedServer server{io.get_executor(), source, options};
   server.start();
   if (port_out != nullptr) {
     port_out->set_value(server.port());
   } else {
     std::cout << "listening " << server.port() << std::endl;
   }
-  asio::co_spawn(io, writer(db, server, o), [](const std::exception_ptr& e) {
+  asio::co_spawn(io, writer(db, server, all_subscribed, o), [](const std::exception_ptr& e) {
     if (e) std::rethrow_exception(e);
   });
   io.run();
