@@ -571,6 +571,31 @@ TEST_CASE("parked receives on one io_context are resumed by one hand-off per pub
   CHECK(io.poll() == 0);  // and nothing else was queued
 }
 
+TEST_CASE("a receive parked on a context that goes away is destroyed and the next may start", "[subscription][close]") {
+  aurora::Database db;
+  auto sub = db.subscribe("users");
+  auto token = std::make_shared<int>(0);
+  bool invoked = false;
+  {
+    asio::io_context io;
+    sub.async_recv(asio::bind_executor(
+        io.get_executor(), [&invoked, token](boost::system::error_code, const RecvResult&) { invoked = true; }));
+    CHECK(io.poll() == 0);  // parked
+    CHECK(token.use_count() == 2);
+  }
+  CHECK_FALSE(invoked);
+  CHECK(token.use_count() == 1);  // destroyed with the context, never invoked
+  db.insert("users", doc(1));     // nothing parked to wake
+  asio::io_context io;
+  recorded out;
+  sub.async_recv(record_into(io, out));
+  run_bounded(io);
+  REQUIRE(out.done);
+  CHECK_FALSE(out.ec);  // not already_started
+  REQUIRE(out.result);
+  CHECK(out.result->document->at("i") == 1);
+}
+
 TEST_CASE("a batched wake-up completes each receive on its own executor", "[subscription][wake][threads]") {
   aurora::Options options;
   constexpr int events = 2000;
@@ -687,4 +712,11 @@ TEST_CASE("a batched wake-up queued on a context that goes away destroys its rec
   CHECK(token.use_count() == 1);  // both handlers were destroyed with the context
   db.insert("users", doc(2));     // nothing left to wake
   CHECK(token.use_count() == 1);
+  // Neither receive is in flight any more: both read on, from the event that woke them.
+  asio::io_context io;
+  std::vector<recorded> out(2);
+  sub_a.async_recv(record_into(io, out[0]));
+  sub_b.async_recv(record_into(io, out[1]));
+  run_bounded(io);
+  check_all_got(out, 1);
 }

@@ -98,7 +98,9 @@ class Subscription {
   /// with any cancellation type; a cancelled receive loses no event and throws
   /// `boost::system::system_error` with `asio::error::operation_aborted`. As everywhere in Asio,
   /// cancellation needs the coroutine to run on a strand or a single-threaded context.
-  /// A second receive while one is in flight throws `system_error(already_started)`.
+  /// A second receive while one is in flight throws `system_error(already_started)`. A receive
+  /// destroyed unfinished with its io_context is no longer in flight: the Subscription can
+  /// receive again on another context.
   [[nodiscard]] boost::asio::awaitable<RecvResult> recv() {
     if (state_ && !state_->busy()) {
       if (!state_->spend_budget()) {

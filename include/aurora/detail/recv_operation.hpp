@@ -55,6 +55,9 @@ class recv_target {
   virtual void resume(recv_operation_ptr op) = 0;
   // Completes receive `op` with this outcome.
   virtual void deliver(recv_operation_ptr op, boost::system::error_code ec, RecvResult r) = 0;
+  // Its receive in flight is being destroyed without completing (its context went away): the
+  // next receive may start.
+  virtual void abandon() noexcept = 0;
 
  protected:
   ~recv_target() = default;
@@ -201,14 +204,14 @@ class recv_operation {
 
   // Queues `target->resume(op)`.
   static void post_resume(recv_operation_ptr& op, std::shared_ptr<recv_target> target) {
-    op->post(posted{std::move(target), nullptr, std::nullopt});
+    op->post(posted(std::move(target), std::nullopt));
     (void)op.release();  // queued: the posted work owns it
   }
 
   // Queues `target->deliver(op, ec, r)`; with no target, completes the handler directly.
   static void post_deliver(recv_operation_ptr& op, std::shared_ptr<recv_target> target, boost::system::error_code ec,
                            RecvResult r) {
-    op->post(posted{std::move(target), nullptr, outcome{ec, std::move(r)}});
+    op->post(posted(std::move(target), outcome{ec, std::move(r)}));
     (void)op.release();  // queued: the posted work owns it
   }
 
@@ -249,6 +252,15 @@ class recv_operation {
     std::shared_ptr<recv_target> target;
     recv_operation_ptr op;
     std::optional<outcome> done;  // deliver this; empty: resume
+    posted(std::shared_ptr<recv_target> t, std::optional<outcome> d) noexcept
+        : target(std::move(t)), done(std::move(d)) {}
+    posted(posted&&) noexcept = default;
+    posted(const posted&) = delete;
+    posted& operator=(const posted&) = delete;
+    posted& operator=(posted&&) = delete;
+    ~posted() {
+      if (op && target) target->abandon();  // destroyed unrun
+    }
     void operator()() {
       if (!done) {
         target->resume(std::move(op));
@@ -430,7 +442,7 @@ class wake_round {
     resume_list& operator=(const resume_list&) = delete;
     resume_list& operator=(resume_list&&) = delete;
     ~resume_list() {
-      while (head_ != nullptr) (void)pop();
+      while (head_ != nullptr) pop().second->abandon();  // destroyed unrun
     }
 
     void operator()() {

@@ -51,11 +51,10 @@ struct backlog {
 //
 // Receiving side (the coroutine's fast path, or work posted to its executor; one receive at a
 // time): cursor_, backlog_, filter_, budget_. The receive in flight is tracked by busy_ (set by
-// start(), cleared just before its handler runs), and a parked receive, its number and its
-// cancellation request are guarded by mutex_. mutex_ is never held while calling into the ring,
-// posting, or destroying a receive, so any of those may re-enter (a post to a strand whose
-// service has shut down destroys the receive inline, and with it a coroutine frame that may own
-// this subscription).
+// start(), cleared just before its handler runs or when it is destroyed unrun), and a parked receive, its number and
+// its cancellation request are guarded by mutex_. mutex_ is never held while calling into the ring, posting, or
+// destroying a receive, so any of those may re-enter (a post to a strand whose service has shut down destroys the
+// receive inline, and with it a coroutine frame that may own this subscription).
 //
 // A receive moves through: started -> (ready: completed, or posted to resume on its executor)
 // -> parked -> taken by a publish (notify), an unsubscribe (close), a cancellation (cancel) or
@@ -198,7 +197,10 @@ class subscriber final : public ring_waiter,
   void drop_parked(const recv_service& service) noexcept override {
     recv_operation_ptr op;  // destroyed after the lock: its coroutine may own this subscription
     const std::lock_guard lock(mutex_);
-    if (parked_ && parked_->service() == &service) op = std::move(parked_);  // already unlisted
+    if (parked_ && parked_->service() == &service) {
+      op = std::move(parked_);  // already unlisted
+      abandon();
+    }
   }
 
   // Posted work: goes on with `op` on its executor.
@@ -209,6 +211,10 @@ class subscriber final : public ring_waiter,
     busy_.store(false, std::memory_order_release);
     recv_operation::complete(std::move(op), ec, std::move(r));
   }
+
+  // The receive in flight is destroyed without completing (its context went away, or queuing
+  // it failed): the Subscription may receive again, on another context.
+  void abandon() noexcept override { busy_.store(false, std::memory_order_release); }
 
  private:
   struct cancel_handler {
@@ -355,6 +361,7 @@ class subscriber final : public ring_waiter,
       }
     }
     if (t.service != nullptr && t.may_post) t.service->end_post();
+    if (t.op) abandon();  // not queued: destroyed here
     t.op.reset();
   }
 
