@@ -19,10 +19,13 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <future>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <thread>
@@ -571,6 +574,105 @@ TEST_CASE("parked receives on one io_context are resumed by one hand-off per pub
   CHECK(io.poll() == 0);  // and nothing else was queued
 }
 
+TEST_CASE("a write from a handler that wakes one receive on its context resumes it after the handler",
+          "[subscription][wake][threads]") {
+  aurora::Database db;
+  asio::io_context io(2);
+  auto on_a = db.subscribe("a");
+  std::vector<aurora::Subscription> on_b;
+  on_b.push_back(db.subscribe("b"));
+  on_b.push_back(db.subscribe("b"));
+  auto work = asio::make_work_guard(io);
+  std::thread other([&io] { io.run_for(60s); });
+  // Twice: the second round shows that the first gave its deferred hand-off back.
+  for (int round = 0; round < 2; ++round) {
+    INFO("round " << round);
+    std::mutex mutex;
+    std::condition_variable arrived;
+    int a_got = 0;  // receives of "a" completed with doc(1)
+    int b_got = 0;  // receives of "b" completed with doc(2)
+    auto count = [&](int& counter, int expected) {
+      return asio::bind_executor(
+          io.get_executor(), [&mutex, &arrived, c = &counter, expected](boost::system::error_code ec, RecvResult r) {
+            const bool ok = !ec && r && r->document->at("i") == expected;
+            const std::lock_guard lock(mutex);
+            *c += ok ? 1 : 100;
+            arrived.notify_all();
+          });
+    };
+    on_a.async_recv(count(a_got, 1));
+    for (auto& sub : on_b) sub.async_recv(count(b_got, 2));
+    bool b_arrived = false;
+    int a_while_writing = -1;
+    std::atomic<bool> writer_done{false};
+    asio::post(io, [&] {
+      db.insert("b", doc(2));  // two receives: posted, the other thread runs them now
+      db.insert("a", doc(1));  // one receive: deferred to after this handler
+      std::unique_lock lock(mutex);
+      b_arrived = arrived.wait_for(lock, 30s, [&] { return b_got >= 2; });
+      a_while_writing = a_got;
+      writer_done.store(true);
+    });
+    // The handler runs on one of the two threads; this one helps run `io` until it and the
+    // held receive are done.
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    auto all_done = [&] {
+      const std::lock_guard lock(mutex);
+      return writer_done.load() && a_got != 0;
+    };
+    while (!all_done() && std::chrono::steady_clock::now() < deadline) io.run_one_for(1s);
+    REQUIRE(writer_done.load());
+    CHECK(b_arrived);
+    CHECK(a_while_writing == 0);  // held while the handler ran
+    const std::lock_guard lock(mutex);
+    CHECK(a_got == 1);  // and resumed after it returned
+    CHECK(b_got == 2);
+  }
+  work.reset();
+  io.stop();
+  other.join();
+}
+
+TEST_CASE("while a deferred hand-off waits the next one is posted", "[subscription][wake][threads]") {
+  aurora::Database db;
+  asio::io_context io(2);
+  auto on_a = db.subscribe("a");
+  auto on_b = db.subscribe("b");
+  auto work = asio::make_work_guard(io);
+  std::thread other([&io] { io.run_for(60s); });
+  std::atomic<int> a_got{0};
+  std::promise<int> b_got;
+  on_a.async_recv(asio::bind_executor(io.get_executor(), [&a_got](boost::system::error_code ec, RecvResult r) {
+    a_got.store(!ec && r ? r->document->at("i").get<int>() : -1);
+  }));
+  on_b.async_recv(asio::bind_executor(io.get_executor(), [&b_got](boost::system::error_code ec, RecvResult r) {
+    b_got.set_value(!ec && r ? r->document->at("i").get<int>() : -1);
+  }));
+  bool b_arrived = false;
+  int b_value = 0;
+  int a_while_writing = -1;
+  std::atomic<bool> writer_done{false};
+  asio::post(io, [&] {
+    db.insert("a", doc(1));  // deferred
+    db.insert("b", doc(2));  // one receive too, but the deferral is taken: posted
+    auto got = b_got.get_future();
+    b_arrived = got.wait_for(30s) == std::future_status::ready;
+    if (b_arrived) b_value = got.get();
+    a_while_writing = a_got.load();
+    writer_done.store(true);
+  });
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while ((!writer_done.load() || a_got.load() == 0) && std::chrono::steady_clock::now() < deadline) io.run_one_for(1s);
+  REQUIRE(writer_done.load());
+  CHECK(b_arrived);
+  CHECK(b_value == 2);
+  CHECK(a_while_writing == 0);
+  CHECK(a_got.load() == 1);
+  work.reset();
+  io.stop();
+  other.join();
+}
+
 TEST_CASE("a receive parked on a context that goes away is destroyed and the next may start", "[subscription][close]") {
   aurora::Database db;
   auto sub = db.subscribe("users");
@@ -592,6 +694,38 @@ TEST_CASE("a receive parked on a context that goes away is destroyed and the nex
   run_bounded(io);
   REQUIRE(out.done);
   CHECK_FALSE(out.ec);  // not already_started
+  REQUIRE(out.result);
+  CHECK(out.result->document->at("i") == 1);
+}
+
+TEST_CASE("a deferred hand-off on a context destroyed before it ran destroys its receives",
+          "[subscription][wake][close]") {
+  aurora::Database db;
+  auto sub = db.subscribe("users");
+  auto token = std::make_shared<int>(0);
+  bool invoked = false;
+  {
+    asio::io_context io;
+    sub.async_recv(asio::bind_executor(
+        io.get_executor(), [&invoked, token](boost::system::error_code, const RecvResult&) { invoked = true; }));
+    asio::post(io, [&] {
+      db.insert("users", doc(1));  // defers the hand-off to after this handler...
+      io.stop();                   // ...which the context never gets to
+    });
+    io.run();
+    CHECK_FALSE(invoked);
+    CHECK(token.use_count() == 2);  // the queued hand-off holds the receive
+  }
+  CHECK_FALSE(invoked);
+  CHECK(token.use_count() == 1);
+  // The receive destroyed unfinished is no longer in flight, and it took no event: on a new
+  // context the subscription reads the event that woke it.
+  asio::io_context io;
+  recorded out;
+  sub.async_recv(record_into(io, out));
+  run_bounded(io);
+  REQUIRE(out.done);
+  CHECK_FALSE(out.ec);
   REQUIRE(out.result);
   CHECK(out.result->document->at("i") == 1);
 }

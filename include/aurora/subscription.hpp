@@ -101,6 +101,13 @@ class Subscription {
   /// A second receive while one is in flight throws `system_error(already_started)`. A receive
   /// destroyed unfinished with its io_context is no longer in flight: the Subscription can
   /// receive again on another context.
+  ///
+  /// Wake-ups: when a handler running on an io_context writes and wakes exactly one receive on
+  /// that same context, the receive is resumed after the handler returns, usually on the same
+  /// thread, with no other thread woken (tokio's "LIFO slot"); several are handed to any thread
+  /// of the context at once. Until the handler returns that one is held: a handler that writes
+  /// must not block waiting for the receive it wakes, and one that writes a long batch without
+  /// returning holds it back meanwhile.
   [[nodiscard]] boost::asio::awaitable<RecvResult> recv() {
     if (state_ && !state_->busy()) {
       if (!state_->spend_budget()) {

@@ -10,6 +10,7 @@
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/defer.hpp>
 #include <boost/asio/execution/context.hpp>
 #include <boost/asio/execution_context.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -129,6 +130,14 @@ class recv_service final : public boost::asio::execution_context::service {
     }
   }
 
+  // The one deferred hand-off a wake_round may queue on this context at a time (see there).
+  // True: the caller now holds it and must give it back once that hand-off ran or was
+  // destroyed. The queued hand-off is destroyed before this service is, at shutdown.
+  [[nodiscard]] bool take_deferral() noexcept {
+    return !deferral_held_.load(std::memory_order_relaxed) && !deferral_held_.exchange(true, std::memory_order_acquire);
+  }
+  void give_back_deferral() noexcept { deferral_held_.store(false, std::memory_order_release); }
+
  private:
   void remove_locked(parked_owner* raw) noexcept {
     const std::size_t i = raw->parked_index_;
@@ -169,6 +178,7 @@ class recv_service final : public boost::asio::execution_context::service {
   std::vector<entry> owners_;
   std::atomic<std::size_t> posting_{0};  // posts in progress (begin_post .. end_post)
   std::atomic<bool> shut_down_{false};
+  std::atomic<bool> deferral_held_{false};
 };
 
 // The recv_service of `ex`'s execution context, or nullptr for an executor that does not tell
@@ -389,10 +399,18 @@ class recv_operation_impl final : public recv_operation {
 // so each still completes on its own executor and never inside the writer. The round is exact
 // about the contexts' shutdown: each receive arrives with its recv_service's begin_post() done,
 // and the round calls end_post() once per receive only after the hand-off is queued.
-// The hand-off is posted, not deferred, even from a thread of that context: a writer that
-// keeps publishing without returning to run() must not hold its readers back (measured: a
-// deferred hand-off stalled hub_bench's fan-out publisher). Rounds nest (the inner one collects until it ends); a full
-// round lets the caller post the receive itself.
+//
+// When the writer is itself a handler running on that io_context and wakes a single receive
+// there, that hand-off is deferred instead of posted, as tokio's LIFO slot does: it runs after
+// the writer's handler returns, usually on the same thread, with no other thread woken (a
+// cross-thread wake-up is what made the p99 latency of a single parked receive 15 us instead
+// of 2). Two or more receives are posted: another thread of the context runs them meanwhile.
+// (Deferring them all halved hub_bench's fan-out to 4 and 16 readers, the writer's thread
+// running every reader while the other slept; deferring one of them and posting the rest, as
+// tokio does, still cost 5-11 % at 4.) Only one deferred hand-off per context is outstanding;
+// while it waits, later ones are posted, so a writer that keeps publishing without returning
+// to run() holds back that one receive only. Rounds nest (the inner one collects until it
+// ends); a full round lets the caller post the receive itself.
 class wake_round {
  public:
   wake_round() noexcept : outer_(this_thread_round) { this_thread_round = this; }
@@ -437,15 +455,23 @@ class wake_round {
   class resume_list {
    public:
     resume_list(boost::asio::io_context* ctx, recv_operation* head) noexcept : ctx_(ctx), head_(head) {}
-    resume_list(resume_list&& other) noexcept : ctx_(other.ctx_), head_(std::exchange(other.head_, nullptr)) {}
+    resume_list(resume_list&& other) noexcept
+        : ctx_(other.ctx_),
+          head_(std::exchange(other.head_, nullptr)),
+          deferral_(std::exchange(other.deferral_, nullptr)) {}
     resume_list(const resume_list&) = delete;
     resume_list& operator=(const resume_list&) = delete;
     resume_list& operator=(resume_list&&) = delete;
     ~resume_list() {
+      give_back_deferral();
       while (head_ != nullptr) pop().second->abandon();  // destroyed unrun
     }
 
+    // It is the context's deferred hand-off: gives `service`'s deferral back when it runs.
+    void hold_deferral(recv_service* service) noexcept { deferral_ = service; }
+
     void operator()() {
+      give_back_deferral();
       while (head_ != nullptr) {
         auto [op, target] = pop();
         try {
@@ -460,6 +486,10 @@ class wake_round {
     }
 
    private:
+    void give_back_deferral() noexcept {
+      if (deferral_ != nullptr) std::exchange(deferral_, nullptr)->give_back_deferral();
+    }
+
     std::pair<recv_operation_ptr, std::shared_ptr<recv_target>> pop() noexcept {
       recv_operation* op = std::exchange(head_, head_->round_next_);
       op->round_next_ = nullptr;
@@ -468,6 +498,7 @@ class wake_round {
 
     boost::asio::io_context* ctx_;
     recv_operation* head_;
+    recv_service* deferral_ = nullptr;
   };
 
   struct group {
@@ -481,16 +512,28 @@ class wake_round {
   void flush() noexcept {
     for (std::size_t i = 0; i < used_; ++i) {
       group& g = groups_[i];
+      const auto ex = g.ctx->get_executor();
       resume_list work(g.ctx, g.head);
-      try {
-        boost::asio::post(g.ctx->get_executor(), std::move(work));
-      } catch (...) {  // not queued (out of memory): `work` destroys the receives
-      }
+      const bool deferred =
+          g.count == 1 && g.service != nullptr && ex.running_in_this_thread() && g.service->take_deferral();
+      if (deferred) work.hold_deferral(g.service);
+      queue(ex, std::move(work), deferred);
       if (g.service != nullptr) {
         for (std::size_t n = 0; n < g.count; ++n) g.service->end_post();
       }
     }
     used_ = 0;
+  }
+
+  static void queue(const boost::asio::io_context::executor_type& ex, resume_list work, bool deferred) noexcept {
+    try {
+      if (deferred) {
+        boost::asio::defer(ex, std::move(work));
+      } else {
+        boost::asio::post(ex, std::move(work));
+      }
+    } catch (...) {  // not queued (out of memory): `work` destroys its receives
+    }
   }
 
   static inline thread_local wake_round* this_thread_round = nullptr;
