@@ -23,7 +23,6 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
-#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -574,6 +573,79 @@ TEST_CASE("parked receives on one io_context are resumed by one hand-off per pub
   CHECK(io.poll() == 0);  // and nothing else was queued
 }
 
+namespace {
+
+// Runs `io` on one more thread; the destructor stops `io` and joins, also when a test fails.
+class extra_thread {
+ public:
+  explicit extra_thread(asio::io_context& io)
+      : io_(io), work_(asio::make_work_guard(io)), thread_([&io] { io.run_for(60s); }) {}
+  extra_thread(const extra_thread&) = delete;
+  extra_thread& operator=(const extra_thread&) = delete;
+  ~extra_thread() {
+    work_.reset();
+    io_.stop();
+    thread_.join();
+  }
+
+ private:
+  asio::io_context& io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  std::thread thread_;
+};
+
+// What a writing handler saw, shared with the receive handlers. The writer waits (under
+// `mutex`) until everything posted before its `marker` has run on the other thread: a receive
+// that was posted, not held, has then completed.
+struct held_check : std::enable_shared_from_this<held_check> {
+  std::mutex mutex;
+  std::condition_variable changed;
+  int held_got = 0;    // completions of the receive that should be held
+  int posted_got = 0;  // completions of receives that should be posted
+  bool marker_ran = false;
+  bool writer_saw_all_posted = false;
+  int held_while_writing = -1;
+  bool writer_done = false;
+
+  auto counter(asio::io_context& io, int held_check::*field, int expected) {
+    return asio::bind_executor(
+        io.get_executor(), [self = shared_from_this(), field, expected](boost::system::error_code ec, RecvResult r) {
+          const bool ok = !ec && r && r->document->at("i") == expected;
+          const std::lock_guard lock(self->mutex);
+          (*self).*field += ok ? 1 : 100;
+          self->changed.notify_all();
+        });
+  }
+
+  // In the writing handler, after its writes: posts the marker and waits for it.
+  void wait_for_posted(asio::io_context& io, int posted_expected) {
+    asio::post(io, [this] {
+      const std::lock_guard lock(mutex);
+      marker_ran = true;
+      changed.notify_all();
+    });
+    std::unique_lock lock(mutex);
+    writer_saw_all_posted = changed.wait_for(lock, 20s, [&] { return marker_ran && posted_got >= posted_expected; });
+    held_while_writing = held_got;
+    writer_done = true;
+    changed.notify_all();
+  }
+
+  // On the test's thread: helps run `io` until the writer is done and the held receive ran.
+  void run_until_done(asio::io_context& io) {
+    const auto deadline = std::chrono::steady_clock::now() + 40s;
+    for (;;) {
+      {
+        const std::lock_guard lock(mutex);
+        if ((writer_done && held_got != 0) || std::chrono::steady_clock::now() > deadline) return;
+      }
+      io.run_one_for(1s);
+    }
+  }
+};
+
+}  // namespace
+
 TEST_CASE("a write from a handler that wakes one receive on its context resumes it after the handler",
           "[subscription][wake][threads]") {
   aurora::Database db;
@@ -582,55 +654,26 @@ TEST_CASE("a write from a handler that wakes one receive on its context resumes 
   std::vector<aurora::Subscription> on_b;
   on_b.push_back(db.subscribe("b"));
   on_b.push_back(db.subscribe("b"));
-  auto work = asio::make_work_guard(io);
-  std::thread other([&io] { io.run_for(60s); });
+  const extra_thread other(io);
   // Twice: the second round shows that the first gave its deferred hand-off back.
   for (int round = 0; round < 2; ++round) {
     INFO("round " << round);
-    std::mutex mutex;
-    std::condition_variable arrived;
-    int a_got = 0;  // receives of "a" completed with doc(1)
-    int b_got = 0;  // receives of "b" completed with doc(2)
-    auto count = [&](int& counter, int expected) {
-      return asio::bind_executor(
-          io.get_executor(), [&mutex, &arrived, c = &counter, expected](boost::system::error_code ec, RecvResult r) {
-            const bool ok = !ec && r && r->document->at("i") == expected;
-            const std::lock_guard lock(mutex);
-            *c += ok ? 1 : 100;
-            arrived.notify_all();
-          });
-    };
-    on_a.async_recv(count(a_got, 1));
-    for (auto& sub : on_b) sub.async_recv(count(b_got, 2));
-    bool b_arrived = false;
-    int a_while_writing = -1;
-    std::atomic<bool> writer_done{false};
-    asio::post(io, [&] {
+    auto check = std::make_shared<held_check>();
+    on_a.async_recv(check->counter(io, &held_check::held_got, 1));
+    for (auto& sub : on_b) sub.async_recv(check->counter(io, &held_check::posted_got, 2));
+    asio::post(io, [&db, &io, check] {
       db.insert("b", doc(2));  // two receives: posted, the other thread runs them now
       db.insert("a", doc(1));  // one receive: deferred to after this handler
-      std::unique_lock lock(mutex);
-      b_arrived = arrived.wait_for(lock, 30s, [&] { return b_got >= 2; });
-      a_while_writing = a_got;
-      writer_done.store(true);
+      check->wait_for_posted(io, 2);
     });
-    // The handler runs on one of the two threads; this one helps run `io` until it and the
-    // held receive are done.
-    const auto deadline = std::chrono::steady_clock::now() + 30s;
-    auto all_done = [&] {
-      const std::lock_guard lock(mutex);
-      return writer_done.load() && a_got != 0;
-    };
-    while (!all_done() && std::chrono::steady_clock::now() < deadline) io.run_one_for(1s);
-    REQUIRE(writer_done.load());
-    CHECK(b_arrived);
-    CHECK(a_while_writing == 0);  // held while the handler ran
-    const std::lock_guard lock(mutex);
-    CHECK(a_got == 1);  // and resumed after it returned
-    CHECK(b_got == 2);
+    check->run_until_done(io);
+    const std::lock_guard lock(check->mutex);
+    REQUIRE(check->writer_done);
+    CHECK(check->writer_saw_all_posted);
+    CHECK(check->held_while_writing == 0);  // held while the handler ran
+    CHECK(check->held_got == 1);            // and resumed after it returned
+    CHECK(check->posted_got == 2);
   }
-  work.reset();
-  io.stop();
-  other.join();
 }
 
 TEST_CASE("while a deferred hand-off waits the next one is posted", "[subscription][wake][threads]") {
@@ -638,39 +681,48 @@ TEST_CASE("while a deferred hand-off waits the next one is posted", "[subscripti
   asio::io_context io(2);
   auto on_a = db.subscribe("a");
   auto on_b = db.subscribe("b");
-  auto work = asio::make_work_guard(io);
-  std::thread other([&io] { io.run_for(60s); });
-  std::atomic<int> a_got{0};
-  std::promise<int> b_got;
-  on_a.async_recv(asio::bind_executor(io.get_executor(), [&a_got](boost::system::error_code ec, RecvResult r) {
-    a_got.store(!ec && r ? r->document->at("i").get<int>() : -1);
-  }));
-  on_b.async_recv(asio::bind_executor(io.get_executor(), [&b_got](boost::system::error_code ec, RecvResult r) {
-    b_got.set_value(!ec && r ? r->document->at("i").get<int>() : -1);
-  }));
-  bool b_arrived = false;
-  int b_value = 0;
-  int a_while_writing = -1;
-  std::atomic<bool> writer_done{false};
-  asio::post(io, [&] {
+  const extra_thread other(io);
+  auto check = std::make_shared<held_check>();
+  on_a.async_recv(check->counter(io, &held_check::held_got, 1));
+  on_b.async_recv(check->counter(io, &held_check::posted_got, 2));
+  asio::post(io, [&db, &io, check] {
     db.insert("a", doc(1));  // deferred
     db.insert("b", doc(2));  // one receive too, but the deferral is taken: posted
-    auto got = b_got.get_future();
-    b_arrived = got.wait_for(30s) == std::future_status::ready;
-    if (b_arrived) b_value = got.get();
-    a_while_writing = a_got.load();
-    writer_done.store(true);
+    check->wait_for_posted(io, 1);
   });
-  const auto deadline = std::chrono::steady_clock::now() + 30s;
-  while ((!writer_done.load() || a_got.load() == 0) && std::chrono::steady_clock::now() < deadline) io.run_one_for(1s);
-  REQUIRE(writer_done.load());
-  CHECK(b_arrived);
-  CHECK(b_value == 2);
-  CHECK(a_while_writing == 0);
-  CHECK(a_got.load() == 1);
-  work.reset();
-  io.stop();
-  other.join();
+  check->run_until_done(io);
+  const std::lock_guard lock(check->mutex);
+  REQUIRE(check->writer_done);
+  CHECK(check->writer_saw_all_posted);
+  CHECK(check->held_while_writing == 0);
+  CHECK(check->held_got == 1);
+  CHECK(check->posted_got == 1);
+}
+
+TEST_CASE("a receive queued with its event on a context that goes away is destroyed and the next may start",
+          "[subscription][close]") {
+  aurora::Database db;
+  auto sub = db.subscribe("users");
+  db.insert("users", doc(1));
+  auto token = std::make_shared<int>(0);
+  bool invoked = false;
+  {
+    asio::io_context io;
+    // The event is there: the receive is queued to read it, and never runs.
+    sub.async_recv(asio::bind_executor(
+        io.get_executor(), [&invoked, token](boost::system::error_code, const RecvResult&) { invoked = true; }));
+    CHECK(token.use_count() == 2);
+  }
+  CHECK_FALSE(invoked);
+  CHECK(token.use_count() == 1);
+  asio::io_context io;
+  recorded out;
+  sub.async_recv(record_into(io, out));
+  run_bounded(io);
+  REQUIRE(out.done);
+  CHECK_FALSE(out.ec);  // not already_started
+  REQUIRE(out.result);
+  CHECK(out.result->document->at("i") == 1);  // and the event is still there
 }
 
 TEST_CASE("a receive parked on a context that goes away is destroyed and the next may start", "[subscription][close]") {
@@ -698,7 +750,7 @@ TEST_CASE("a receive parked on a context that goes away is destroyed and the nex
   CHECK(out.result->document->at("i") == 1);
 }
 
-TEST_CASE("a deferred hand-off on a context destroyed before it ran destroys its receives",
+TEST_CASE("a deferred hand-off still queued when its context goes away destroys its receive",
           "[subscription][wake][close]") {
   aurora::Database db;
   auto sub = db.subscribe("users");

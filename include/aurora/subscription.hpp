@@ -102,12 +102,13 @@ class Subscription {
   /// destroyed unfinished with its io_context is no longer in flight: the Subscription can
   /// receive again on another context.
   ///
-  /// Wake-ups: when a handler running on an io_context writes and wakes exactly one receive on
-  /// that same context, the receive is resumed after the handler returns, usually on the same
-  /// thread, with no other thread woken (tokio's "LIFO slot"); several are handed to any thread
-  /// of the context at once. Until the handler returns that one is held: a handler that writes
-  /// must not block waiting for the receive it wakes, and one that writes a long batch without
-  /// returning holds it back meanwhile.
+  /// Wake-ups: when a handler running on an io_context writes and wakes exactly one receive
+  /// waiting on that context's own executor (not a strand), that receive is not handed to the
+  /// context at once but queued after the handler returns (`asio::defer`, tokio's "LIFO slot"):
+  /// no other thread is woken for it, so it usually runs next on the writer's thread. Until the
+  /// handler returns it is held: a handler that writes must not block waiting for the receive it
+  /// wakes, and one that writes a long batch without returning holds it back meanwhile. One such
+  /// receive per context is held at a time; other wake-ups go to any thread of the context.
   [[nodiscard]] boost::asio::awaitable<RecvResult> recv() {
     if (state_ && !state_->busy()) {
       if (!state_->spend_budget()) {
@@ -163,7 +164,7 @@ class Subscription {
       using op_type = detail::recv_operation_impl<std::decay_t<Handler>>;
       auto op = op_type::create(std::forward<Handler>(handler));
       if (!state) {  // complete with closed, on the handler's executor
-        detail::recv_operation::post_deliver(op, nullptr, {}, RecvResult(RecvError{errc::closed}));
+        detail::recv_operation::post_deliver(std::move(op), nullptr, {}, RecvResult(RecvError{errc::closed}));
         return;
       }
       state->start(std::move(op));

@@ -45,8 +45,8 @@ struct recv_operation_deleter {
 // Owns a receive that has not completed: destroying it frees the handler without invoking it.
 using recv_operation_ptr = std::unique_ptr<recv_operation, recv_operation_deleter>;
 
-// What a receive's posted work runs on: the subscription it belongs to. Both are called on the
-// receive's executor.
+// What a receive's posted work runs on: the subscription it belongs to. resume() and deliver()
+// are called on the receive's executor, abandon() on whichever thread destroys the receive.
 class recv_target {
  public:
   recv_target() = default;
@@ -202,9 +202,10 @@ recv_service* recv_service_for(const Executor& ex) {
 // Its memory comes from the handler's associated allocator (Asio's recycling allocator by
 // default) and is freed before the handler is invoked, as Asio requires.
 //
-// Named operations; the post_* ones hand the operation to work queued on the handler's
-// executor (never run inside the call) and throw only if queuing fails, leaving `op` with the
-// caller.
+// Named operations; the post_* ones take the operation into work queued on the handler's
+// executor (never run inside the call). If queuing fails they throw, and the operation has been
+// destroyed unrun (its target told through abandon()): Asio moves the handler into its own
+// wrapper before it allocates.
 class recv_operation {
  public:
   // Invokes the handler now (the caller is on the handler's executor) and frees the operation.
@@ -213,16 +214,16 @@ class recv_operation {
   }
 
   // Queues `target->resume(op)`.
-  static void post_resume(recv_operation_ptr& op, std::shared_ptr<recv_target> target) {
-    op->post(posted(std::move(target), std::nullopt));
-    (void)op.release();  // queued: the posted work owns it
+  static void post_resume(recv_operation_ptr op, std::shared_ptr<recv_target> target) {
+    recv_operation* raw = op.get();
+    raw->post(posted(std::move(target), std::move(op), std::nullopt));
   }
 
   // Queues `target->deliver(op, ec, r)`; with no target, completes the handler directly.
-  static void post_deliver(recv_operation_ptr& op, std::shared_ptr<recv_target> target, boost::system::error_code ec,
+  static void post_deliver(recv_operation_ptr op, std::shared_ptr<recv_target> target, boost::system::error_code ec,
                            RecvResult r) {
-    op->post(posted(std::move(target), outcome{ec, std::move(r)}));
-    (void)op.release();  // queued: the posted work owns it
+    recv_operation* raw = op.get();
+    raw->post(posted(std::move(target), std::move(op), outcome{ec, std::move(r)}));
   }
 
   // The handler's cancellation slot (may be unconnected).
@@ -262,8 +263,8 @@ class recv_operation {
     std::shared_ptr<recv_target> target;
     recv_operation_ptr op;
     std::optional<outcome> done;  // deliver this; empty: resume
-    posted(std::shared_ptr<recv_target> t, std::optional<outcome> d) noexcept
-        : target(std::move(t)), done(std::move(d)) {}
+    posted(std::shared_ptr<recv_target> t, recv_operation_ptr o, std::optional<outcome> d) noexcept
+        : target(std::move(t)), op(std::move(o)), done(std::move(d)) {}
     posted(posted&&) noexcept = default;
     posted(const posted&) = delete;
     posted& operator=(const posted&) = delete;
@@ -290,7 +291,7 @@ class recv_operation {
   friend class wake_round;
 
   virtual void invoke(boost::system::error_code ec, RecvResult r) = 0;
-  // Queues `task` (whose op is set to this operation) on the handler's executor.
+  // Queues `task`, which owns this operation, on the handler's executor.
   virtual void post(posted task) = 0;
   virtual void destroy() noexcept = 0;
   virtual recv_service* find_service() = 0;
@@ -352,14 +353,8 @@ class recv_operation_impl final : public recv_operation {
   }
 
   void post(posted task) override {
-    auto ex = work_.get_executor();
-    task.op.reset(this);
-    try {
-      boost::asio::post(ex, std::move(task));
-    } catch (...) {
-      (void)task.op.release();  // not queued: ownership stays with the caller
-      throw;
-    }
+    auto ex = work_.get_executor();  // a copy: a failed post destroys this operation
+    boost::asio::post(ex, std::move(task));
   }
 
   void destroy() noexcept override { free_self(allocator_of(handler_)); }

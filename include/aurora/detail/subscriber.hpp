@@ -164,7 +164,7 @@ class subscriber final : public ring_waiter,
   // in flight completes with asio::error::already_started and leaves the first one alone.
   void start(recv_operation_ptr op) {
     if (busy_.exchange(true, std::memory_order_acq_rel)) {
-      recv_operation::post_deliver(op, nullptr, boost::asio::error::already_started, RecvResult());
+      recv_operation::post_deliver(std::move(op), nullptr, boost::asio::error::already_started, RecvResult());
       return;
     }
     // Only the receiving side writes receive_number_; a cancellation of an earlier receive marks
@@ -257,7 +257,7 @@ class subscriber final : public ring_waiter,
         // which would drop it and the event (or lag report) in it.
         if (has_news()) {
           refill_budget();
-          recv_operation::post_resume(op, shared_from_this());
+          recv_operation::post_resume(std::move(op), shared_from_this());
           return;
         }
       } else {
@@ -311,7 +311,7 @@ class subscriber final : public ring_waiter,
       recv_operation::complete(std::move(op), ec, std::move(r));
       return;
     }
-    recv_operation::post_deliver(op, shared_from_this(), ec, std::move(r));
+    recv_operation::post_deliver(std::move(op), shared_from_this(), ec, std::move(r));
   }
 
   void cancel(std::uint64_t number) {
@@ -353,15 +353,15 @@ class subscriber final : public ring_waiter,
     if (t.may_post) {
       try {
         if (outcome) {
-          recv_operation::post_deliver(t.op, shared_from_this(), outcome->first, std::move(outcome->second));
+          recv_operation::post_deliver(std::move(t.op), shared_from_this(), outcome->first, std::move(outcome->second));
         } else {
-          recv_operation::post_resume(t.op, shared_from_this());
+          recv_operation::post_resume(std::move(t.op), shared_from_this());
         }
-      } catch (...) {  // t.op is still ours: destroyed below
+      } catch (...) {  // not queued (out of memory): destroyed unrun, abandon() was called
       }
     }
     if (t.service != nullptr && t.may_post) t.service->end_post();
-    if (t.op) abandon();  // not queued: destroyed here
+    if (t.op) abandon();  // its context is going away: destroyed here
     t.op.reset();
   }
 
