@@ -619,10 +619,10 @@ struct held_check : std::enable_shared_from_this<held_check> {
 
   // In the writing handler, after its writes: posts the marker and waits for it.
   void wait_for_posted(asio::io_context& io, int posted_expected) {
-    asio::post(io, [this] {
-      const std::lock_guard lock(mutex);
-      marker_ran = true;
-      changed.notify_all();
+    asio::post(io, [self = shared_from_this()] {
+      const std::lock_guard lock(self->mutex);
+      self->marker_ran = true;
+      self->changed.notify_all();
     });
     std::unique_lock lock(mutex);
     writer_saw_all_posted = changed.wait_for(lock, 20s, [&] { return marker_ran && posted_got >= posted_expected; });

@@ -203,9 +203,10 @@ recv_service* recv_service_for(const Executor& ex) {
 // default) and is freed before the handler is invoked, as Asio requires.
 //
 // Named operations; the post_* ones take the operation into work queued on the handler's
-// executor (never run inside the call). If queuing fails they throw, and the operation has been
-// destroyed unrun (its target told through abandon()): Asio moves the handler into its own
-// wrapper before it allocates.
+// executor (never run inside the call). If queuing fails (out of memory) they throw; on an
+// io_context executor the operation has then been destroyed unrun (its target told through
+// abandon()), since Asio moves the handler into its own wrapper before it allocates. A strand
+// may throw after queuing it: the operation then waits in the strand, which stays locked.
 class recv_operation {
  public:
   // Invokes the handler now (the caller is on the handler's executor) and frees the operation.

@@ -357,7 +357,7 @@ class subscriber final : public ring_waiter,
         } else {
           recv_operation::post_resume(std::move(t.op), shared_from_this());
         }
-      } catch (...) {  // not queued (out of memory): destroyed unrun, abandon() was called
+      } catch (...) {  // out of memory: the receive was destroyed unrun and abandon() called (see post_*)
       }
     }
     if (t.service != nullptr && t.may_post) t.service->end_post();
