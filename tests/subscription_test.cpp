@@ -699,47 +699,22 @@ TEST_CASE("while a deferred hand-off waits the next one is posted", "[subscripti
   CHECK(check->posted_got == 1);
 }
 
-TEST_CASE("a receive queued with its event on a context that goes away is destroyed and the next may start",
-          "[subscription][close]") {
-  aurora::Database db;
-  auto sub = db.subscribe("users");
-  db.insert("users", doc(1));
-  auto token = std::make_shared<int>(0);
-  bool invoked = false;
-  {
-    asio::io_context io;
-    // The event is there: the receive is queued to read it, and never runs.
-    sub.async_recv(asio::bind_executor(
-        io.get_executor(), [&invoked, token](boost::system::error_code, const RecvResult&) { invoked = true; }));
-    CHECK(token.use_count() == 2);
-  }
-  CHECK_FALSE(invoked);
-  CHECK(token.use_count() == 1);
-  asio::io_context io;
-  recorded out;
-  sub.async_recv(record_into(io, out));
-  run_bounded(io);
-  REQUIRE(out.done);
-  CHECK_FALSE(out.ec);  // not already_started
-  REQUIRE(out.result);
-  CHECK(out.result->document->at("i") == 1);  // and the event is still there
-}
+namespace {
 
-TEST_CASE("a receive parked on a context that goes away is destroyed and the next may start", "[subscription][close]") {
-  aurora::Database db;
-  auto sub = db.subscribe("users");
-  auto token = std::make_shared<int>(0);
-  bool invoked = false;
-  {
-    asio::io_context io;
-    sub.async_recv(asio::bind_executor(
-        io.get_executor(), [&invoked, token](boost::system::error_code, const RecvResult&) { invoked = true; }));
-    CHECK(io.poll() == 0);  // parked
-    CHECK(token.use_count() == 2);
+// A receive handler that must never run: the receive is destroyed with its context.
+struct never_run {
+  std::shared_ptr<bool> invoked = std::make_shared<bool>(false);
+
+  [[nodiscard]] auto on(asio::io_context& io) const {
+    return asio::bind_executor(io.get_executor(),
+                               [flag = invoked](boost::system::error_code, const RecvResult&) { *flag = true; });
   }
-  CHECK_FALSE(invoked);
-  CHECK(token.use_count() == 1);  // destroyed with the context, never invoked
-  db.insert("users", doc(1));     // nothing parked to wake
+  // How many receives still hold the handler.
+  [[nodiscard]] long held() const { return invoked.use_count() - 1; }
+};
+
+// `sub` has no receive in flight any more, and its next one, on a new context, gets doc(1).
+void check_next_receive_gets_first_event(aurora::Subscription& sub) {
   asio::io_context io;
   recorded out;
   sub.async_recv(record_into(io, out));
@@ -748,38 +723,60 @@ TEST_CASE("a receive parked on a context that goes away is destroyed and the nex
   CHECK_FALSE(out.ec);  // not already_started
   REQUIRE(out.result);
   CHECK(out.result->document->at("i") == 1);
+}
+
+}  // namespace
+
+TEST_CASE("a receive queued with its event on a context that goes away is destroyed and the next may start",
+          "[subscription][close]") {
+  aurora::Database db;
+  auto sub = db.subscribe("users");
+  db.insert("users", doc(1));
+  const never_run handler;
+  {
+    asio::io_context io;
+    sub.async_recv(handler.on(io));  // the event is there: queued to read it, never run
+    CHECK(handler.held() == 1);
+  }
+  CHECK_FALSE(*handler.invoked);
+  CHECK(handler.held() == 0);
+  check_next_receive_gets_first_event(sub);  // the event is still there
+}
+
+TEST_CASE("a receive parked on a context that goes away is destroyed and the next may start", "[subscription][close]") {
+  aurora::Database db;
+  auto sub = db.subscribe("users");
+  const never_run handler;
+  {
+    asio::io_context io;
+    sub.async_recv(handler.on(io));
+    CHECK(io.poll() == 0);  // parked
+    CHECK(handler.held() == 1);
+  }
+  CHECK_FALSE(*handler.invoked);
+  CHECK(handler.held() == 0);
+  db.insert("users", doc(1));  // nothing parked to wake
+  check_next_receive_gets_first_event(sub);
 }
 
 TEST_CASE("a deferred hand-off still queued when its context goes away destroys its receive",
           "[subscription][wake][close]") {
   aurora::Database db;
   auto sub = db.subscribe("users");
-  auto token = std::make_shared<int>(0);
-  bool invoked = false;
+  const never_run handler;
   {
     asio::io_context io;
-    sub.async_recv(asio::bind_executor(
-        io.get_executor(), [&invoked, token](boost::system::error_code, const RecvResult&) { invoked = true; }));
+    sub.async_recv(handler.on(io));
     asio::post(io, [&] {
       db.insert("users", doc(1));  // defers the hand-off to after this handler...
       io.stop();                   // ...which the context never gets to
     });
     io.run();
-    CHECK_FALSE(invoked);
-    CHECK(token.use_count() == 2);  // the queued hand-off holds the receive
+    CHECK(handler.held() == 1);  // the queued hand-off holds the receive
   }
-  CHECK_FALSE(invoked);
-  CHECK(token.use_count() == 1);
-  // The receive destroyed unfinished is no longer in flight, and it took no event: on a new
-  // context the subscription reads the event that woke it.
-  asio::io_context io;
-  recorded out;
-  sub.async_recv(record_into(io, out));
-  run_bounded(io);
-  REQUIRE(out.done);
-  CHECK_FALSE(out.ec);
-  REQUIRE(out.result);
-  CHECK(out.result->document->at("i") == 1);
+  CHECK_FALSE(*handler.invoked);
+  CHECK(handler.held() == 0);
+  check_next_receive_gets_first_event(sub);  // the receive took no event
 }
 
 TEST_CASE("a batched wake-up completes each receive on its own executor", "[subscription][wake][threads]") {
