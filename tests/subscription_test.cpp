@@ -595,8 +595,8 @@ class extra_thread {
 };
 
 // What a writing handler saw, shared with the receive handlers. The writer waits (under
-// `mutex`) until everything posted before its `marker` has run on the other thread: a receive
-// that was posted, not held, has then completed.
+// `mutex`) until everything posted before its `marker` has run on the other thread of the
+// context: a receive that was posted, not held, has then completed.
 struct held_check : std::enable_shared_from_this<held_check> {
   std::mutex mutex;
   std::condition_variable changed;
@@ -631,16 +631,10 @@ struct held_check : std::enable_shared_from_this<held_check> {
     changed.notify_all();
   }
 
-  // On the test's thread: helps run `io` until the writer is done and the held receive ran.
-  void run_until_done(asio::io_context& io) {
-    const auto deadline = std::chrono::steady_clock::now() + 40s;
-    for (;;) {
-      {
-        const std::lock_guard lock(mutex);
-        if ((writer_done && held_got != 0) || std::chrono::steady_clock::now() > deadline) return;
-      }
-      io.run_one_for(1s);
-    }
+  // On the test's thread: waits until the writer is done and the held receive ran.
+  void wait_until_done() {
+    std::unique_lock lock(mutex);
+    changed.wait_for(lock, 40s, [this] { return writer_done && held_got != 0; });
   }
 };
 
@@ -654,7 +648,8 @@ TEST_CASE("a write from a handler that wakes one receive on its context resumes 
   std::vector<aurora::Subscription> on_b;
   on_b.push_back(db.subscribe("b"));
   on_b.push_back(db.subscribe("b"));
-  const extra_thread other(io);
+  const extra_thread thread_1(io);
+  const extra_thread thread_2(io);
   // Twice: the second round shows that the first gave its deferred hand-off back.
   for (int round = 0; round < 2; ++round) {
     INFO("round " << round);
@@ -666,7 +661,7 @@ TEST_CASE("a write from a handler that wakes one receive on its context resumes 
       db.insert("a", doc(1));  // one receive: deferred to after this handler
       check->wait_for_posted(io, 2);
     });
-    check->run_until_done(io);
+    check->wait_until_done();
     const std::lock_guard lock(check->mutex);
     REQUIRE(check->writer_done);
     CHECK(check->writer_saw_all_posted);
@@ -681,7 +676,8 @@ TEST_CASE("while a deferred hand-off waits the next one is posted", "[subscripti
   asio::io_context io(2);
   auto on_a = db.subscribe("a");
   auto on_b = db.subscribe("b");
-  const extra_thread other(io);
+  const extra_thread thread_1(io);
+  const extra_thread thread_2(io);
   auto check = std::make_shared<held_check>();
   on_a.async_recv(check->counter(io, &held_check::held_got, 1));
   on_b.async_recv(check->counter(io, &held_check::posted_got, 2));
@@ -690,7 +686,7 @@ TEST_CASE("while a deferred hand-off waits the next one is posted", "[subscripti
     db.insert("b", doc(2));  // one receive too, but the deferral is taken: posted
     check->wait_for_posted(io, 1);
   });
-  check->run_until_done(io);
+  check->wait_until_done();
   const std::lock_guard lock(check->mutex);
   REQUIRE(check->writer_done);
   CHECK(check->writer_saw_all_posted);

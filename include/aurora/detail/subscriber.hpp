@@ -51,10 +51,11 @@ struct backlog {
 //
 // Receiving side (the coroutine's fast path, or work posted to its executor; one receive at a
 // time): cursor_, backlog_, filter_, budget_. The receive in flight is tracked by busy_ (set by
-// start(), cleared just before its handler runs or when it is destroyed unrun), and a parked receive, its number and
-// its cancellation request are guarded by mutex_. mutex_ is never held while calling into the ring, posting, or
-// destroying a receive, so any of those may re-enter (a post to a strand whose service has shut down destroys the
-// receive inline, and with it a coroutine frame that may own this subscription).
+// start(), cleared just before its handler runs or when it is destroyed unrun), and a parked
+// receive, its number and its cancellation request are guarded by mutex_. mutex_ is never held
+// while calling into the ring, posting, or destroying a receive, so any of those may re-enter
+// (a post to a strand whose service has shut down destroys the receive inline, and with it a
+// coroutine frame that may own this subscription).
 //
 // A receive moves through: started -> (ready: completed, or posted to resume on its executor)
 // -> parked -> taken by a publish (notify), an unsubscribe (close), a cancellation (cancel) or
