@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <map>
 #include <random>
@@ -40,7 +41,7 @@ void check_same(const inline_key_map<int>& map, const std::map<std::string, int>
 
 }  // namespace
 
-TEST_CASE("an inline_key_map agrees with std::map over random inserts and erases") {
+TEST_CASE("an inline_key_map agrees with std::map over random inserts and erases", "[string_map]") {
   // Few keys and many operations keep the table small, so runs of occupied buckets are long and
   // erasing shifts them back often; some keys are longer than inline_key keeps inline.
   std::vector<std::string> keys;
@@ -84,7 +85,7 @@ TEST_CASE("an inline_key_map agrees with std::map over random inserts and erases
   check_same(map, model, keys);
 }
 
-TEST_CASE("an inline_key_map keeps every entry as it grows and as it empties") {
+TEST_CASE("an inline_key_map keeps every entry as it grows and as it empties", "[string_map]") {
   inline_key_map<std::size_t> map;
   std::vector<std::string> ids;
   for (std::size_t i = 0; i < 5000; ++i) ids.push_back("0190a5c2-7b3e-7" + std::to_string(100000 + i));
@@ -108,14 +109,57 @@ TEST_CASE("an inline_key_map keeps every entry as it grows and as it empties") {
   REQUIRE(map.try_emplace(ids.front()).second);  // usable again
 }
 
-TEST_CASE("a moved inline_key keeps its bytes, inline or on the heap") {
+TEST_CASE("erasing from a run that wraps past the end of the table shifts it back", "[string_map]") {
+  // Keys whose home is one of the last two buckets or the first one of the first table (16
+  // buckets, which holds up to 12 entries): inserted together they fill the end of the table
+  // and go on at its start, so erasing any of them shifts buckets back across the end.
+  const std::size_t mask = 15;
+  std::vector<std::string> keys;
+  for (const std::size_t home : {std::size_t{15}, std::size_t{15}, std::size_t{15}, std::size_t{14}, std::size_t{14},
+                                 std::size_t{0}, std::size_t{0}, std::size_t{15}}) {
+    for (int i = 0;; ++i) {
+      std::string key = "k" + std::to_string(i);
+      if ((aurora::detail::string_hash{}(key)&mask) != home) continue;
+      if (std::find(keys.begin(), keys.end(), key) != keys.end()) continue;
+      keys.push_back(std::move(key));
+      break;
+    }
+  }
+  for (std::size_t first = 0; first < keys.size(); ++first) {
+    inline_key_map<int> map;
+    std::map<std::string, int> model;
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      map.try_emplace(keys[i]).first->second = static_cast<int>(i);
+      model[keys[i]] = static_cast<int>(i);
+    }
+    check_same(map, model, keys);
+    // Erase `first`, then the others from the end of the list back.
+    std::vector<std::size_t> order{first};
+    for (std::size_t i = keys.size(); i-- > 0;) {
+      if (i != first) order.push_back(i);
+    }
+    for (const std::size_t i : order) {
+      REQUIRE(map.erase(keys[i]) == 1);
+      model.erase(keys[i]);
+      check_same(map, model, keys);
+    }
+  }
+}
+
+TEST_CASE("a moved inline_key keeps its bytes, inline or on the heap", "[string_map]") {
   for (const std::string& s : {std::string("short"), std::string(64, 'x')}) {
     inline_key a(s);
     inline_key b(std::move(a));
     CHECK(std::string_view(b) == s);
     CHECK(std::string_view(a).empty());  // NOLINT(bugprone-use-after-move): moved-from is empty
-    inline_key c(std::string_view("other"));
-    c = std::move(b);
-    CHECK(std::string_view(c) == s);
+    for (const std::string& before : {std::string("other"), std::string(50, 'y')}) {
+      inline_key c(before);
+      inline_key d(b);
+      c = std::move(d);
+      CHECK(std::string_view(c) == s);
+    }
+    inline_key& same = b;
+    b = std::move(same);
+    CHECK(std::string_view(b) == s);
   }
 }

@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -65,8 +66,9 @@ template <class V>
 using string_map = std::unordered_map<std::string, V, string_hash, std::equal_to<>>;
 
 // A string key that keeps up to `inline_capacity` bytes in itself (a UUID is 36), so that a
-// map node holds its key without a second allocation; a longer one goes to the heap. It
-// converts to std::string_view, which is how maps hash it and compare it.
+// map entry holds its key without a second allocation; a longer one goes to the heap. It
+// converts to std::string_view, which is how maps hash it and compare it. A moved-from key is
+// empty.
 class inline_key {
  public:
   static constexpr std::size_t inline_capacity = 40;
@@ -121,14 +123,16 @@ class inline_key {
 // the nodes again. Here an insert of a new key reads one run of buckets and appends to the
 // vector, and growth rebuilds only the buckets, from the hashes they hold.
 //
-// Growing the vector moves the entries (72 bytes each), as growing std::unordered_map rehashed
-// every node; a std::deque, which never moves them, measured 12-25 % fewer inserts/s with
-// subscribers reading (db_bench). Iterators and references are invalidated by every insert and
-// erase (as for std::vector).
+// Growing the vector moves the entries, as growing std::unordered_map rehashed every node (a
+// std::deque, which never moves them, was slower; see the README). Iterators and references
+// are invalidated by every insert and erase (as for std::vector).
 // Errors: std::bad_alloc, and std::length_error past max_size(); a failed insert changes
 // nothing. Thread safety: as a standard container.
 template <class V>
 class inline_key_map {
+  static_assert(std::is_nothrow_move_constructible_v<V> && std::is_nothrow_move_assignable_v<V>,
+                "erase() moves the last entry into the hole and must not fail");
+
  public:
   struct value_type {
     inline_key first;
@@ -165,10 +169,8 @@ class inline_key_map {
     return {end() - 1, true};
   }
 
-  template <class T>
-  void insert_or_assign(std::string_view key, T&& value) {
-    try_emplace(key).first->second = std::forward<T>(value);
-  }
+  // `value` is taken before the insert, which may move the entries it could refer to.
+  void insert_or_assign(std::string_view key, V value) { try_emplace(key).first->second = std::move(value); }
 
   void erase(const_iterator pos) noexcept {
     const auto index = static_cast<std::size_t>(pos - entries_.cbegin());
