@@ -158,7 +158,7 @@ class inline_key_map {
   std::pair<iterator, bool> try_emplace(std::string_view key) {
     const std::size_t hash = string_hash{}(key);
     std::size_t at = find_bucket(key, hash);
-    if (at != npos && buckets_[at].index != 0) return {begin() + (buckets_[at].index - 1), false};
+    if (holds(at)) return {begin() + (buckets_[at].index - 1), false};
     if (entries_.size() >= max_size()) throw std::length_error("aurora: too many documents in one collection");
     if (at == npos || 4 * (entries_.size() + 1) > 3 * buckets_.size()) {
       grow();
@@ -174,7 +174,25 @@ class inline_key_map {
 
   void erase(const_iterator pos) noexcept {
     const auto index = static_cast<std::size_t>(pos - entries_.cbegin());
-    std::size_t hole = bucket_of(index);
+    erase_at(bucket_of(index), index);
+  }
+
+  std::size_t erase(std::string_view key) noexcept {
+    const std::size_t at = find_bucket(key, string_hash{}(key));
+    if (!holds(at)) return 0;
+    erase_at(at, buckets_[at].index - 1);
+    return 1;
+  }
+
+ private:
+  struct bucket {
+    std::uint32_t hash = 0;   // low 32 bits of the key's hash
+    std::uint32_t index = 0;  // 1 + the entry's index; 0: empty
+  };
+  static constexpr std::size_t npos = static_cast<std::size_t>(-1);
+
+  // Erases the entry at `index`, whose bucket is `hole`.
+  void erase_at(std::size_t hole, std::size_t index) noexcept {
     // Move each later bucket of the run back into the hole unless that would put it before its
     // home bucket; the run then has no gap for a lookup to stop at.
     for (std::size_t next = (hole + 1) & mask_; buckets_[next].index != 0; next = (next + 1) & mask_) {
@@ -193,25 +211,13 @@ class inline_key_map {
     entries_.pop_back();
   }
 
-  std::size_t erase(std::string_view key) noexcept {
-    auto it = find(key);
-    if (it == end()) return 0;
-    erase(it);
-    return 1;
-  }
-
- private:
-  struct bucket {
-    std::uint32_t hash = 0;   // low 32 bits of the key's hash
-    std::uint32_t index = 0;  // 1 + the entry's index; 0: empty
-  };
-  static constexpr std::size_t npos = static_cast<std::size_t>(-1);
+  // True when bucket `at` (from find_bucket) holds the key looked for.
+  [[nodiscard]] bool holds(std::size_t at) const noexcept { return at != npos && buckets_[at].index != 0; }
 
   // The index of `key`'s entry, or size().
   [[nodiscard]] std::ptrdiff_t position(std::string_view key) const noexcept {
     const std::size_t at = find_bucket(key, string_hash{}(key));
-    const std::size_t index = at == npos || buckets_[at].index == 0 ? entries_.size() : buckets_[at].index - 1;
-    return static_cast<std::ptrdiff_t>(index);
+    return static_cast<std::ptrdiff_t>(holds(at) ? buckets_[at].index - 1 : entries_.size());
   }
 
   // The bucket holding `key`, or the empty bucket that ends its run; npos when there is no
