@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <map>
+#include <memory>
 #include <random>
 #include <string>
 #include <string_view>
@@ -162,4 +163,35 @@ TEST_CASE("a moved inline_key keeps its bytes, inline or on the heap", "[string_
     b = std::move(same);
     CHECK(std::string_view(b) == s);
   }
+}
+
+TEST_CASE("an inline_key_map never moves an entry as it grows and releases every value", "[string_map]") {
+  auto value = std::make_shared<int>(7);
+  std::vector<std::string> ids;
+  for (std::size_t i = 0; i < 3000; ++i)
+    ids.push_back(i % 100 == 0 ? std::string(60, 'k') + std::to_string(i) : std::to_string(i));
+  {
+    inline_key_map<std::shared_ptr<int>> map;
+    const auto* first = &*map.try_emplace(ids[0]).first;
+    for (std::size_t i = 1; i < ids.size(); ++i) map.insert_or_assign(ids[i], value);
+    CHECK(&*map.find(ids[0]) == first);                         // 3,000 inserts, and entry 0 is where it was
+    CHECK(value.use_count() == static_cast<long>(ids.size()));  // every entry but the first, and `value`
+
+    inline_key_map<std::shared_ptr<int>> moved(std::move(map));
+    CHECK(map.empty());  // NOLINT(bugprone-use-after-move): a moved-from map is empty
+    CHECK(map.find(ids[1]) == map.end());
+    REQUIRE(moved.size() == ids.size());
+    CHECK(&*moved.find(ids[0]) == first);
+    CHECK(*moved.find(ids[2999])->second == 7);
+
+    inline_key_map<std::shared_ptr<int>> assigned;
+    assigned.insert_or_assign("other", value);
+    assigned = std::move(moved);  // releases "other"'s value
+    CHECK(value.use_count() == static_cast<long>(ids.size()));
+    for (std::size_t i = 0; i < ids.size(); i += 3) REQUIRE(assigned.erase(ids[i]) == 1);
+    CHECK(value.use_count() == 1 + static_cast<long>(assigned.size()));  // the first went with the others
+    map.insert_or_assign(ids[0], value);                                 // a moved-from map is usable again
+    CHECK(map.size() == 1);
+  }
+  CHECK(value.use_count() == 1);  // the maps' destructors released every value
 }

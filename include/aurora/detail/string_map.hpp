@@ -2,10 +2,13 @@
 // inline_key_map: a flat hash map keyed by inline_key, for the many short keys of document ids.
 #pragma once
 
+#include <array>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -113,19 +116,20 @@ class inline_key {
 };
 
 // A hash map from inline_key to V, for a collection's documents: many entries, short keys,
-// looked up by std::string_view. Its entries sit side by side in one vector, in insertion order
-// until an erase moves the last entry into the hole. An open-addressed table of 8-byte buckets
-// (the low 32 bits of the key's hash and the entry's index; linear probing, deletion by
+// looked up by std::string_view. Its entries are numbered 0 .. size() - 1, in insertion order
+// until an erase moves the last entry into the hole, and an open-addressed table of 8-byte
+// buckets (the low 32 bits of the key's hash and the entry's index; linear probing, deletion by
 // backward shift, so no tombstones) finds them.
 //
 // Why not std::unordered_map: it allocates a node per entry, and with hundreds of thousands of
 // entries every insert missed the cache on the bucket's chain, and every growth walked all
-// the nodes again. Here an insert of a new key reads one run of buckets and appends to the
-// vector, and growth rebuilds only the buckets, from the hashes they hold.
+// the nodes again. Here an insert of a new key reads one run of buckets and appends an entry,
+// and growth rebuilds only the buckets, from the hashes they hold.
 //
-// Growing the vector moves the entries, as growing std::unordered_map rehashed every node (a
-// std::deque, which never moves them, was slower; see the README). Iterators and references
-// are invalidated by every insert and erase (as for std::vector).
+// The entries sit in segments that double in size (8, 8, 16, 32, ... entries), so that an entry
+// never moves as the map grows: a std::vector's growth copied every entry while holding both
+// copies (about 220 MB for a million documents), with the commit lock held. Iterators and
+// references are invalidated by every insert and erase all the same (an erase moves an entry).
 // Errors: std::bad_alloc, and std::length_error past max_size(); a failed insert changes
 // nothing. Thread safety: as a standard container.
 template <class V>
@@ -138,44 +142,99 @@ class inline_key_map {
     inline_key first;
     V second;
   };
-  using iterator = typename std::vector<value_type>::iterator;
-  using const_iterator = typename std::vector<value_type>::const_iterator;
+
+  // Entry `index` of `map`; a random walk is not needed, so it is a forward iterator.
+  template <bool Const>
+  class basic_iterator {
+    using map_type = std::conditional_t<Const, const inline_key_map, inline_key_map>;
+
+   public:
+    using iterator_category = std::forward_iterator_tag;
+    using value_type = inline_key_map::value_type;
+    using difference_type = std::ptrdiff_t;
+    using reference = std::conditional_t<Const, const value_type&, value_type&>;
+    using pointer = std::conditional_t<Const, const value_type*, value_type*>;
+
+    basic_iterator() = default;
+    basic_iterator(map_type* map, std::size_t index) noexcept : map_(map), index_(index) {}
+    operator basic_iterator<true>() const noexcept { return {map_, index_}; }
+
+    reference operator*() const noexcept { return map_->entry(index_); }
+    pointer operator->() const noexcept { return &map_->entry(index_); }
+    basic_iterator& operator++() noexcept {
+      ++index_;
+      return *this;
+    }
+    basic_iterator operator++(int) noexcept {
+      basic_iterator before = *this;
+      ++index_;
+      return before;
+    }
+    friend bool operator==(const basic_iterator& a, const basic_iterator& b) noexcept { return a.index_ == b.index_; }
+
+   private:
+    friend class inline_key_map;
+    map_type* map_ = nullptr;
+    std::size_t index_ = 0;
+  };
+  using iterator = basic_iterator<false>;
+  using const_iterator = basic_iterator<true>;
 
   // Entries are numbered in 32 bits, and the table needs twice as many buckets as entries.
   static constexpr std::size_t max_size() noexcept { return std::size_t{1} << 30; }
 
-  [[nodiscard]] std::size_t size() const noexcept { return entries_.size(); }
-  [[nodiscard]] bool empty() const noexcept { return entries_.empty(); }
-  [[nodiscard]] iterator begin() noexcept { return entries_.begin(); }
-  [[nodiscard]] iterator end() noexcept { return entries_.end(); }
-  [[nodiscard]] const_iterator begin() const noexcept { return entries_.begin(); }
-  [[nodiscard]] const_iterator end() const noexcept { return entries_.end(); }
+  inline_key_map() = default;
+  inline_key_map(inline_key_map&& other) noexcept
+      : segments_(std::exchange(other.segments_, {})),
+        size_(std::exchange(other.size_, 0)),
+        buckets_(std::move(other.buckets_)),
+        mask_(std::exchange(other.mask_, 0)) {
+    other.buckets_.clear();
+  }
+  inline_key_map& operator=(inline_key_map&& other) noexcept {
+    if (this != &other) {
+      release();
+      segments_ = std::exchange(other.segments_, {});
+      size_ = std::exchange(other.size_, 0);
+      buckets_ = std::move(other.buckets_);
+      other.buckets_.clear();
+      mask_ = std::exchange(other.mask_, 0);
+    }
+    return *this;
+  }
+  inline_key_map(const inline_key_map&) = delete;
+  inline_key_map& operator=(const inline_key_map&) = delete;
+  ~inline_key_map() { release(); }
 
-  [[nodiscard]] iterator find(std::string_view key) noexcept { return begin() + position(key); }
-  [[nodiscard]] const_iterator find(std::string_view key) const noexcept { return begin() + position(key); }
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
+  [[nodiscard]] iterator begin() noexcept { return {this, 0}; }
+  [[nodiscard]] iterator end() noexcept { return {this, size_}; }
+  [[nodiscard]] const_iterator begin() const noexcept { return {this, 0}; }
+  [[nodiscard]] const_iterator end() const noexcept { return {this, size_}; }
+
+  [[nodiscard]] iterator find(std::string_view key) noexcept { return {this, position(key)}; }
+  [[nodiscard]] const_iterator find(std::string_view key) const noexcept { return {this, position(key)}; }
 
   // The entry of `key`, made with a value-initialised V if there was none (then true).
   std::pair<iterator, bool> try_emplace(std::string_view key) {
     const std::size_t hash = string_hash{}(key);
     std::size_t at = find_bucket(key, hash);
-    if (holds(at)) return {begin() + (buckets_[at].index - 1), false};
-    if (entries_.size() >= max_size()) throw std::length_error("aurora: too many documents in one collection");
-    if (at == npos || 4 * (entries_.size() + 1) > 3 * buckets_.size()) {
+    if (holds(at)) return {iterator(this, buckets_[at].index - 1), false};
+    if (size_ >= max_size()) throw std::length_error("aurora: too many documents in one collection");
+    if (at == npos || 4 * (size_ + 1) > 3 * buckets_.size()) {
       grow();
       at = find_bucket(key, hash);
     }
-    entries_.push_back(value_type{inline_key(key), V{}});
-    buckets_[at] = bucket{static_cast<std::uint32_t>(hash), static_cast<std::uint32_t>(entries_.size())};
-    return {end() - 1, true};
+    append(key);
+    buckets_[at] = bucket{static_cast<std::uint32_t>(hash), static_cast<std::uint32_t>(size_)};
+    return {iterator(this, size_ - 1), true};
   }
 
-  // `value` is taken before the insert, which may move the entries it could refer to.
+  // `value` is taken before the insert, as for std::vector's push_back of one of its own elements.
   void insert_or_assign(std::string_view key, V value) { try_emplace(key).first->second = std::move(value); }
 
-  void erase(const_iterator pos) noexcept {
-    const auto index = static_cast<std::size_t>(pos - entries_.cbegin());
-    erase_at(bucket_of(index), index);
-  }
+  void erase(const_iterator pos) noexcept { erase_at(bucket_of(pos.index_), pos.index_); }
 
   std::size_t erase(std::string_view key) noexcept {
     const std::size_t at = find_bucket(key, string_hash{}(key));
@@ -191,6 +250,47 @@ class inline_key_map {
   };
   static constexpr std::size_t npos = static_cast<std::size_t>(-1);
 
+  // Segment 0 holds entries [0, 8) and segment k > 0 holds [8 * 2^(k-1), 8 * 2^k): 28 segments
+  // number max_size() entries.
+  static constexpr unsigned first_bits = 3;
+  static constexpr std::size_t segment_count = 28;
+  static_assert((std::size_t{1} << (first_bits + segment_count - 1)) >= max_size());
+
+  static std::size_t segment_of(std::size_t index) noexcept {
+    return static_cast<std::size_t>(std::bit_width(index >> first_bits));
+  }
+  // The first index of segment k (0 for k = 0), which is also its length for k > 0.
+  static std::size_t segment_start(std::size_t k) noexcept {
+    return (std::size_t{1} << (first_bits + k) >> 1) & ~((std::size_t{1} << first_bits) - 1);
+  }
+  static std::size_t segment_length(std::size_t k) noexcept {
+    return k == 0 ? std::size_t{1} << first_bits : segment_start(k);
+  }
+
+  value_type& entry(std::size_t index) noexcept {
+    const std::size_t k = segment_of(index);
+    return segments_[k][index - segment_start(k)];
+  }
+  [[nodiscard]] const value_type& entry(std::size_t index) const noexcept {
+    const std::size_t k = segment_of(index);
+    return segments_[k][index - segment_start(k)];
+  }
+
+  // Makes entry size_ from `key` and a value-initialised V, allocating its segment if needed.
+  void append(std::string_view key) {
+    const std::size_t k = segment_of(size_);
+    if (segments_[k] == nullptr) segments_[k] = std::allocator<value_type>{}.allocate(segment_length(k));
+    std::construct_at(&segments_[k][size_ - segment_start(k)], value_type{inline_key(key), V{}});
+    ++size_;
+  }
+
+  void release() noexcept {
+    for (std::size_t i = 0; i < size_; ++i) std::destroy_at(&entry(i));
+    for (std::size_t k = 0; k < segment_count && segments_[k] != nullptr; ++k) {
+      std::allocator<value_type>{}.deallocate(segments_[k], segment_length(k));
+    }
+  }
+
   // Erases the entry at `index`, whose bucket is `hole`.
   void erase_at(std::size_t hole, std::size_t index) noexcept {
     // Move each later bucket of the run back into the hole unless that would put it before its
@@ -203,21 +303,22 @@ class inline_key_map {
       }
     }
     buckets_[hole] = bucket{};
-    const std::size_t last = entries_.size() - 1;
+    const std::size_t last = size_ - 1;
     if (index != last) {
       buckets_[bucket_of(last)].index = static_cast<std::uint32_t>(index + 1);
-      entries_[index] = std::move(entries_[last]);
+      entry(index) = std::move(entry(last));
     }
-    entries_.pop_back();
+    std::destroy_at(&entry(last));
+    --size_;
   }
 
   // True when bucket `at` (from find_bucket) holds the key looked for.
   [[nodiscard]] bool holds(std::size_t at) const noexcept { return at != npos && buckets_[at].index != 0; }
 
   // The index of `key`'s entry, or size().
-  [[nodiscard]] std::ptrdiff_t position(std::string_view key) const noexcept {
+  [[nodiscard]] std::size_t position(std::string_view key) const noexcept {
     const std::size_t at = find_bucket(key, string_hash{}(key));
-    return static_cast<std::ptrdiff_t>(holds(at) ? buckets_[at].index - 1 : entries_.size());
+    return holds(at) ? buckets_[at].index - 1 : size_;
   }
 
   // The bucket holding `key`, or the empty bucket that ends its run; npos when there is no
@@ -227,13 +328,13 @@ class inline_key_map {
     const auto h = static_cast<std::uint32_t>(hash);
     for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
       const bucket b = buckets_[i];
-      if (b.index == 0 || (b.hash == h && std::string_view(entries_[b.index - 1].first) == key)) return i;
+      if (b.index == 0 || (b.hash == h && std::string_view(entry(b.index - 1).first) == key)) return i;
     }
   }
 
   // The bucket of the entry at `index`.
   [[nodiscard]] std::size_t bucket_of(std::size_t index) const noexcept {
-    const auto h = static_cast<std::uint32_t>(string_hash{}(std::string_view(entries_[index].first)));
+    const auto h = static_cast<std::uint32_t>(string_hash{}(std::string_view(entry(index).first)));
     std::size_t i = h & mask_;
     while (buckets_[i].index != index + 1) i = (i + 1) & mask_;
     return i;
@@ -253,7 +354,8 @@ class inline_key_map {
     mask_ = mask;
   }
 
-  std::vector<value_type> entries_;
+  std::array<value_type*, segment_count> segments_{};  // allocated in order, as they fill
+  std::size_t size_ = 0;
   std::vector<bucket> buckets_;  // a power of two, at most three quarters full; empty before the first insert
   std::size_t mask_ = 0;
 };
