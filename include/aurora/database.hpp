@@ -123,8 +123,8 @@ class BasicDatabase {
   ///
   /// Errors (`aurora::error`): `invalid_argument` if `collection` is empty; `invalid_document`
   /// if `doc` is not a JSON object, nests deeper than `max_document_depth`, or holds a NaN or
-  /// infinite number or a discarded value. Nothing changes and nothing is published when it
-  /// throws.
+  /// infinite number or a discarded value; `std::length_error` if `collection` already holds
+  /// 2^30 documents. Nothing changes and nothing is published when it throws.
   std::string insert(std::string_view collection, Document doc) {
     check_outside_transaction("insert");
     check_collection(collection, "insert");
@@ -138,8 +138,8 @@ class BasicDatabase {
   /// Stores `doc` under the caller's `id` (any non-empty string) and returns the id.
   ///
   /// Errors: `invalid_argument` if `collection` or `id` is empty; `invalid_document` if `doc` is
-  /// not a storable JSON object (as for `insert(collection, doc)`); `already_exists` if `id` is
-  /// present in `collection`.
+  /// not a storable JSON object, or `std::length_error` (as for `insert(collection, doc)`);
+  /// `already_exists` if `id` is present in `collection`.
   std::string insert(std::string_view collection, std::string id, Document doc) {
     check_outside_transaction("insert");
     check_insert_with_id(collection, id, doc);
