@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -172,16 +173,21 @@ TEST_CASE("an inline_key_map never moves an entry as it grows and releases every
     ids.push_back(i % 100 == 0 ? std::string(60, 'k') + std::to_string(i) : std::to_string(i));
   {
     inline_key_map<std::shared_ptr<int>> map;
-    const auto* first = &*map.try_emplace(ids[0]).first;
-    for (std::size_t i = 1; i < ids.size(); ++i) map.insert_or_assign(ids[i], value);
-    CHECK(&*map.find(ids[0]) == first);                         // 3,000 inserts, and entry 0 is where it was
+    std::vector<const void*> where;  // each entry's address when inserted, across 10 segments
+    where.push_back(&*map.try_emplace(ids[0]).first);
+    for (std::size_t i = 1; i < ids.size(); ++i) {
+      map.insert_or_assign(ids[i], value);
+      where.push_back(&*map.find(ids[i]));
+    }
+    for (std::size_t i = 0; i < ids.size(); ++i) REQUIRE(&*map.find(ids[i]) == where[i]);  // none moved
+    CHECK(std::set<const void*>(where.begin(), where.end()).size() == ids.size());
     CHECK(value.use_count() == static_cast<long>(ids.size()));  // every entry but the first, and `value`
 
     inline_key_map<std::shared_ptr<int>> moved(std::move(map));
     CHECK(map.empty());  // NOLINT(bugprone-use-after-move): a moved-from map is empty
     CHECK(map.find(ids[1]) == map.end());
     REQUIRE(moved.size() == ids.size());
-    CHECK(&*moved.find(ids[0]) == first);
+    for (std::size_t i = 0; i < ids.size(); ++i) REQUIRE(&*moved.find(ids[i]) == where[i]);
     CHECK(*moved.find(ids[2999])->second == 7);
 
     inline_key_map<std::shared_ptr<int>> assigned;

@@ -128,8 +128,9 @@ class inline_key {
 //
 // The entries sit in segments that double in size (8, 8, 16, 32, ... entries), so that an entry
 // never moves as the map grows: a std::vector's growth copied every entry while holding both
-// copies (about 220 MB for a million documents), with the commit lock held. Iterators and
-// references are invalidated by every insert and erase all the same (an erase moves an entry).
+// copies (about 220 MB for a million documents), with the commit lock held. So a reference to
+// an entry survives inserts and moves of the map; an erase moves the last entry into the hole.
+// An iterator is an index into its map: erases and moves of the map invalidate it.
 // Errors: std::bad_alloc, and std::length_error past max_size(); a failed insert changes
 // nothing. Thread safety: as a standard container.
 template <class V>
@@ -231,7 +232,6 @@ class inline_key_map {
     return {iterator(this, size_ - 1), true};
   }
 
-  // `value` is taken before the insert, as for std::vector's push_back of one of its own elements.
   void insert_or_assign(std::string_view key, V value) { try_emplace(key).first->second = std::move(value); }
 
   void erase(const_iterator pos) noexcept { erase_at(bucket_of(pos.index_), pos.index_); }
@@ -254,17 +254,26 @@ class inline_key_map {
   // number max_size() entries.
   static constexpr unsigned first_bits = 3;
   static constexpr std::size_t segment_count = 28;
-  static_assert((std::size_t{1} << (first_bits + segment_count - 1)) >= max_size());
 
-  static std::size_t segment_of(std::size_t index) noexcept {
+  static constexpr std::size_t segment_of(std::size_t index) noexcept {
     return static_cast<std::size_t>(std::bit_width(index >> first_bits));
   }
   // The first index of segment k (0 for k = 0), which is also its length for k > 0.
-  static std::size_t segment_start(std::size_t k) noexcept {
+  static constexpr std::size_t segment_start(std::size_t k) noexcept {
     return (std::size_t{1} << (first_bits + k) >> 1) & ~((std::size_t{1} << first_bits) - 1);
   }
-  static std::size_t segment_length(std::size_t k) noexcept {
+  static constexpr std::size_t segment_length(std::size_t k) noexcept {
     return k == 0 ? std::size_t{1} << first_bits : segment_start(k);
+  }
+  // The segments follow one another without gap or overlap, and the last ends at max_size().
+  static constexpr bool segments_tile() noexcept {
+    for (std::size_t k = 0; k < segment_count; ++k) {
+      const std::size_t first = segment_start(k);
+      const std::size_t last = first + segment_length(k) - 1;
+      if (segment_of(first) != k || segment_of(last) != k) return false;
+      if (k + 1 < segment_count ? segment_start(k + 1) != last + 1 : last + 1 != max_size()) return false;
+    }
+    return true;
   }
 
   value_type& entry(std::size_t index) noexcept {
@@ -278,6 +287,7 @@ class inline_key_map {
 
   // Makes entry size_ from `key` and a value-initialised V, allocating its segment if needed.
   void append(std::string_view key) {
+    static_assert(segments_tile(), "every index below max_size() has one place in one segment");
     const std::size_t k = segment_of(size_);
     if (segments_[k] == nullptr) segments_[k] = std::allocator<value_type>{}.allocate(segment_length(k));
     std::construct_at(&segments_[k][size_ - segment_start(k)], value_type{inline_key(key), V{}});
