@@ -185,27 +185,21 @@ class inline_key_map {
   static constexpr std::size_t max_size() noexcept { return std::size_t{1} << 30; }
 
   inline_key_map() = default;
-  inline_key_map(inline_key_map&& other) noexcept
-      : segments_(std::exchange(other.segments_, {})),
-        size_(std::exchange(other.size_, 0)),
-        buckets_(std::move(other.buckets_)),
-        mask_(std::exchange(other.mask_, 0)) {
-    other.buckets_.clear();
-  }
+  inline_key_map(inline_key_map&& other) noexcept { swap(other); }
   inline_key_map& operator=(inline_key_map&& other) noexcept {
-    if (this != &other) {
-      release();
-      segments_ = std::exchange(other.segments_, {});
-      size_ = std::exchange(other.size_, 0);
-      buckets_ = std::move(other.buckets_);
-      other.buckets_.clear();
-      mask_ = std::exchange(other.mask_, 0);
-    }
+    inline_key_map taken(std::move(other));
+    swap(taken);  // this map's entries go with `taken`
     return *this;
   }
   inline_key_map(const inline_key_map&) = delete;
   inline_key_map& operator=(const inline_key_map&) = delete;
   ~inline_key_map() { release(); }
+
+  void swap(inline_key_map& other) noexcept {
+    std::swap(segments_, other.segments_);
+    std::swap(size_, other.size_);
+    buckets_.swap(other.buckets_);
+  }
 
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
   [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
@@ -305,9 +299,10 @@ class inline_key_map {
   void erase_at(std::size_t hole, std::size_t index) noexcept {
     // Move each later bucket of the run back into the hole unless that would put it before its
     // home bucket; the run then has no gap for a lookup to stop at.
-    for (std::size_t next = (hole + 1) & mask_; buckets_[next].index != 0; next = (next + 1) & mask_) {
-      const std::size_t home = buckets_[next].hash & mask_;
-      if (((next - home) & mask_) >= ((next - hole) & mask_)) {
+    const std::size_t mask = buckets_.size() - 1;
+    for (std::size_t next = (hole + 1) & mask; buckets_[next].index != 0; next = (next + 1) & mask) {
+      const std::size_t home = buckets_[next].hash & mask;
+      if (((next - home) & mask) >= ((next - hole) & mask)) {
         buckets_[hole] = buckets_[next];
         hole = next;
       }
@@ -336,7 +331,8 @@ class inline_key_map {
   [[nodiscard]] std::size_t find_bucket(std::string_view key, std::size_t hash) const noexcept {
     if (buckets_.empty()) return npos;
     const auto h = static_cast<std::uint32_t>(hash);
-    for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
+    const std::size_t mask = buckets_.size() - 1;
+    for (std::size_t i = h & mask;; i = (i + 1) & mask) {
       const bucket b = buckets_[i];
       if (b.index == 0 || (b.hash == h && std::string_view(entry(b.index - 1).first) == key)) return i;
     }
@@ -345,8 +341,9 @@ class inline_key_map {
   // The bucket of the entry at `index`.
   [[nodiscard]] std::size_t bucket_of(std::size_t index) const noexcept {
     const auto h = static_cast<std::uint32_t>(string_hash{}(std::string_view(entry(index).first)));
-    std::size_t i = h & mask_;
-    while (buckets_[i].index != index + 1) i = (i + 1) & mask_;
+    const std::size_t mask = buckets_.size() - 1;
+    std::size_t i = h & mask;
+    while (buckets_[i].index != index + 1) i = (i + 1) & mask;
     return i;
   }
 
@@ -361,13 +358,11 @@ class inline_key_map {
       table[i] = b;
     }
     buckets_.swap(table);
-    mask_ = mask;
   }
 
   std::array<value_type*, segment_count> segments_{};  // allocated in order, as they fill
   std::size_t size_ = 0;
   std::vector<bucket> buckets_;  // a power of two, at most three quarters full; empty before the first insert
-  std::size_t mask_ = 0;
 };
 
 }  // namespace aurora::detail
