@@ -7,7 +7,8 @@
 //       `--strands 1`: a strand per connection, as a server on a multi-threaded context).
 //       Prints "listening PORT", waits until `clients` subscriptions to "orders" exist, then
 //       inserts N orders (as fast as it can, or R per second), each stamped with "t_ns"
-//       (CLOCK_MONOTONIC) just before the insert; exits when the clients are gone, printing
+//       (CLOCK_MONOTONIC) just before the insert; exits when its standard input ends (the
+//       client run is over: ws_compare.sh closes it then) or after --timeout, printing
 //       "cpu SECONDS" (user + system CPU time of the process: what the server spent, whatever
 //       the client's share of the machine was).
 //   ws_bench --role client --url ws://127.0.0.1:PORT/feed --clients 64 --events N [--label L]
@@ -16,6 +17,8 @@
 //       deliveries per second (first to last delivery over all clients), missed events, and
 //       insert-to-client latency percentiles (now - t_ns, both CLOCK_MONOTONIC).
 //   ws_bench --role both ...: server and client in one process (two threads); the smoke test.
+//       The client side closes a pipe when it is done, which ends the server as standard input
+//       does.
 //
 // Exit status: 0 when every client got every event and nothing was missed, 1 otherwise, 2 on a
 // bad command line.
@@ -30,6 +33,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -40,6 +44,7 @@
 #include <boost/beast/websocket/stream.hpp>
 
 #include <atomic>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cstdint>
@@ -50,10 +55,12 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <thread>
 #include <vector>
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 namespace {
 
@@ -105,9 +112,10 @@ struct reporting_db {
 };
 
 // Inserts the orders once `clients` subscriptions exist (`all_subscribed` is cancelled then, by
-// the server's thread, which is also this one), then waits for them to go.
+// the server's thread, which is also this one), then waits until the client side is done
+// (`clients_done` is cancelled when `done` reads the end of its input) and stops the server.
 asio::awaitable<void> writer(aurora::Database& db, aurora::net::FeedServer& server, asio::steady_timer& all_subscribed,
-                             const bench_options& o) {
+                             asio::steady_timer& clients_done, const bool& done, const bench_options& o) {
   asio::steady_timer timer(co_await asio::this_coro::executor);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(o.timeout_s);
   if (db.subscriber_count("orders") < o.clients) {
@@ -129,14 +137,27 @@ asio::awaitable<void> writer(aurora::Database& db, aurora::net::FeedServer& serv
     aurora::Document order = {{"customer", "ada"}, {"amount", i % 500}, {"status", "new"}, {"t_ns", now_ns()}};
     db.insert("orders", std::move(order));
   }
-  while (db.subscriber_count("orders") > 0 && std::chrono::steady_clock::now() < deadline) {
-    timer.expires_after(std::chrono::milliseconds(5));
-    co_await timer.async_wait(asio::use_awaitable);
+  if (!done) {
+    clients_done.expires_at(deadline);
+    co_await clients_done.async_wait(asio::as_tuple(asio::use_awaitable));  // cancelled or timed out
   }
   server.stop();
 }
 
-int run_server(const bench_options& o, std::promise<std::uint16_t>* port_out) {
+// Reads `input` to its end (or an error), then sets `done` and cancels `clients_done`.
+asio::awaitable<void> watch_input(asio::posix::stream_descriptor& input, asio::steady_timer& clients_done, bool& done) {
+  char buffer[64];
+  for (;;) {
+    auto [ec, n] = co_await input.async_read_some(asio::buffer(buffer), asio::as_tuple(asio::use_awaitable));
+    (void)n;
+    if (ec) break;
+  }
+  done = true;
+  clients_done.cancel();
+}
+
+// `done_fd`: the descriptor whose end means the client side is done (taken over).
+int run_server(const bench_options& o, std::promise<std::uint16_t>* port_out, int done_fd) {
   aurora::Options db_options;
   db_options.channel_capacity = std::max<std::size_t>(10'000, o.events + 1);  // no lag inside the Database
   aurora::Database db(db_options);
@@ -148,6 +169,9 @@ int run_server(const bench_options& o, std::promise<std::uint16_t>* port_out) {
   options.slow_client_timeout = std::chrono::hours(1);
   options.single_threaded = !o.strands;  // io runs on this thread only, as Node's event loop does
   asio::steady_timer all_subscribed(io);
+  asio::steady_timer clients_done(io);
+  asio::posix::stream_descriptor input(io, done_fd);
+  bool done = false;
   reporting_db source{db, [&] {
                         if (db.subscriber_count("orders") >= o.clients) all_subscribed.cancel();
                       }};
@@ -158,9 +182,16 @@ int run_server(const bench_options& o, std::promise<std::uint16_t>* port_out) {
   } else {
     std::cout << "listening " << server.port() << std::endl;
   }
-  asio::co_spawn(io, writer(db, server, all_subscribed, o), [](const std::exception_ptr& e) {
+  const auto rethrow = [](const std::exception_ptr& e) {
     if (e) std::rethrow_exception(e);
-  });
+  };
+  asio::co_spawn(io, watch_input(input, clients_done, done), rethrow);
+  asio::co_spawn(io, writer(db, server, all_subscribed, clients_done, done, o),
+                 [&input, rethrow](std::exception_ptr e) {
+                   boost::system::error_code ignored;
+                   input.close(ignored);  // ends watch_input, if the writer stopped first (timed out)
+                   rethrow(e);
+                 });
   io.run();
   if (port_out == nullptr) {
     rusage usage{};
@@ -330,13 +361,15 @@ int run(int argc, char** argv) {
                  "                [--events N] [--rate PER_S] [--label NAME] [--timeout S] [--strands 0|1]\n";
     return 2;
   }
-  if (o.role == "server") return run_server(o, nullptr);
+  if (o.role == "server") return run_server(o, nullptr, ::dup(STDIN_FILENO));
   if (o.role == "client") return run_client(o, o.url);
+  int pipe_fds[2];
+  if (::pipe(pipe_fds) != 0) throw std::system_error(errno, std::generic_category(), "ws_bench: pipe");
   std::promise<std::uint16_t> port;
   auto port_ready = port.get_future();
   std::thread server([&] {
     try {
-      run_server(o, &port);
+      run_server(o, &port, pipe_fds[0]);
     } catch (...) {
       try {
         port.set_exception(std::current_exception());  // before the port was known: the client gets it
@@ -344,9 +377,16 @@ int run(int argc, char** argv) {
       }
     }
   });
-  const int status = run_client(o, "ws://127.0.0.1:" + std::to_string(port_ready.get()) + "/feed");
-  server.join();
-  return status;
+  // However the client side ends: close the pipe (the server stops), then wait for the server.
+  struct finish {
+    int fd;
+    std::thread& server;
+    ~finish() {
+      ::close(fd);
+      server.join();
+    }
+  } finish_server{pipe_fds[1], server};
+  return run_client(o, "ws://127.0.0.1:" + std::to_string(port_ready.get()) + "/feed");
 }
 
 }  // namespace

@@ -60,6 +60,10 @@ run() {
   local result cpu_word cpu
   result=$("${nice_cmd[@]}" "$bench" --role client --url "ws://127.0.0.1:$port/feed" --clients "$CLIENTS" \
              --events "$events" --rate "$rate" --label "$label")
+  # The client run is over: end the server's standard input (ws_bench's server stops then; the
+  # Node peer stops when its clients are gone).
+  local server_in=${server[1]}
+  exec {server_in}>&-
   read -r cpu_word cpu <&"$server_out" || true
   exec {server_out}<&-
   wait "$server_pid"
