@@ -41,14 +41,7 @@ class wake_batch {
   // The readers parked on one io_context are handed back together, in one piece of work per
   // context (see wake_round); when nobody waits, no round is opened.
   void wake() noexcept {
-    if (has_waiters()) {
-      const wake_round round;
-      if (global_ != nullptr) notify(*global_);
-      if (channel_) notify(*channel_);
-      if (more_) {
-        for (const auto& ring : more_->channels) notify(*ring);
-      }
-    }
+    if (has_waiters()) notify_all();
     global_ = nullptr;
     channel_.reset();
     displaced_[0].reset();
@@ -78,6 +71,16 @@ class wake_batch {
       }
     }
     return false;
+  }
+
+  // Out of line: a write that wakes nobody (the common case) then pays for no wake_round frame.
+  [[gnu::noinline]] void notify_all() noexcept {
+    const wake_round round;
+    if (global_ != nullptr) notify(*global_);
+    if (channel_) notify(*channel_);
+    if (more_) {
+      for (const auto& ring : more_->channels) notify(*ring);
+    }
   }
 
   static void notify(event_ring& ring) noexcept {
