@@ -106,7 +106,8 @@ class BasicDatabase {
   explicit BasicDatabase(const std::string& path, Options options = {}) requires(Storage::durable)
       : options_(check(options)),
         storage_(
-            path, options_, [this](std::span<detail::commit_batch> group) { publish_group(group); },
+            path, options_, [this](std::span<detail::commit_batch> group) { prepare_group(group); },
+            [this](std::span<detail::commit_batch> group) { publish_group(group); },
             [this](std::span<detail::commit_batch> group) { discard_group(group); }),
         hub_(options_.channel_capacity, storage_.last_sequence()) {
     durable_.stamped = storage_.last_sequence();
@@ -279,11 +280,13 @@ class BasicDatabase {
 
   /// The sequence of the last commit (0 before the first).
   [[nodiscard]] std::uint64_t last_sequence() const {
-    const auto lock = read_lock();
     if constexpr (durable) {
+      // Not under the commit lock: publish_mutex is held while a group is written, and waiting
+      // for it with the commit lock held would hold back the writers meanwhile.
       const std::lock_guard hub_lock(durable_.publish_mutex);
       return hub_.last_sequence();
     } else {
+      const auto lock = read_lock();
       return hub_.last_sequence();
     }
   }
@@ -734,7 +737,8 @@ class BasicDatabase {
   }
 
   // Durable: a start older than the in-memory history is served from the change log. Under the
-  // commit lock and publish_mutex (nothing is published meanwhile) note the live head H and
+  // commit lock and publish_mutex (nothing is published meanwhile; a group being written is
+  // waited for, since its leader holds publish_mutex until it is published) note the live head H and
   // attach to the live channel after H; then, without the locks, read the log from s + 1 to H
   // (all durable, since H was published) and preload the subscription with the events of its
   // collection. The filter applies on delivery, as for live events: no gap, no duplicate.
@@ -783,14 +787,21 @@ class BasicDatabase {
 
   // A durable database's commit state. `stamped` (the last sequence handed out; guarded by the
   // commit lock) runs ahead of the hub's last sequence while commits wait to be durable.
-  // `publish_mutex` serialises the hub between the leader's publish (which runs without the
-  // commit lock) and subscribe; `published` is notified after each publish and on failure.
+  // `publish_mutex` serialises the hub between the leader (which runs without the commit lock)
+  // and subscribe; the leader holds it from preparing a group to publishing it, so that the
+  // channels it prepared are the ones it publishes to. `published` is notified after each
+  // publish and on failure.
   struct durable_state {
     std::uint64_t stamped = 0;
     mutable std::mutex publish_mutex;
     mutable std::condition_variable published;
     bool failed = false;               // guarded by publish_mutex
     std::atomic<bool> refused{false};  // a commit failed: every later write throws storage_error
+    // The group being written, on the leader's thread only: publish_mutex held by it, the
+    // events of a group of several commits in one list, and the group's prepared wake-ups.
+    std::unique_lock<std::mutex> leader_lock;
+    std::vector<detail::event_ptr> merged;
+    detail::wake_batch batch;
   };
   struct no_durable_state {};
 
@@ -829,36 +840,48 @@ class BasicDatabase {
     }
   }
 
-  // Durable, on the leader's thread after the group is durable: publishes its events in one
-  // call (they become readable together), then wakes the readers. Throws std::bad_alloc (the
-  // group then fails; discard_group undoes it in memory).
-  void publish_group(std::span<detail::commit_batch> group) {
-    std::vector<detail::event_ptr> merged;
-    std::span<detail::event_ptr> events;  // the hub takes the events over
-    if (group.size() == 1) {
-      events = group.front().events;
-    } else {
-      std::size_t n = 0;
-      for (const auto& b : group) n += b.events.size();
-      merged.reserve(n);
-      for (auto& b : group) merged.insert(merged.end(), b.events.begin(), b.events.end());
-      events = merged;
-    }
-    detail::wake_batch batch;
-    {
-      const std::lock_guard lock(durable_.publish_mutex);
-      hub_.prepare(events, batch);
-      hub_.publish(events, batch);
-    }
-    durable_.published.notify_all();
-    batch.wake();
+  // The events of `group` in commit order: the one batch's own, or merged (leader's thread).
+  std::span<detail::event_ptr> group_events(std::span<detail::commit_batch> group) noexcept {
+    if (group.size() == 1) return group.front().events;
+    return durable_.merged;
   }
 
-  // Durable, on the leader's thread when a group failed, before its writers wake: refuses
-  // every later write, wakes settle(), then undoes the failed batches (and those queued behind
-  // them) newest first under the commit lock.
+  // Durable, on the leader's thread before the group is written: takes publish_mutex (held
+  // until publish_group or discard_group) and allocates everything publishing the group needs.
+  // So a group that cannot be published is never written. Throws std::bad_alloc (publish_mutex
+  // released; the group fails unwritten and discard_group undoes it in memory).
+  void prepare_group(std::span<detail::commit_batch> group) {
+    std::unique_lock lock(durable_.publish_mutex);
+    if (group.size() > 1) {
+      std::size_t n = 0;
+      for (const auto& b : group) n += b.events.size();
+      durable_.merged.clear();
+      durable_.merged.reserve(n);
+      for (const auto& b : group) durable_.merged.insert(durable_.merged.end(), b.events.begin(), b.events.end());
+    }
+    hub_.prepare(group_events(group), durable_.batch);
+    durable_.leader_lock = std::move(lock);
+  }
+
+  // Durable, on the leader's thread after the group is durable: publishes its events in one
+  // call (they become readable together), releases publish_mutex, then wakes the readers.
+  void publish_group(std::span<detail::commit_batch> group) noexcept {
+    hub_.publish(group_events(group), durable_.batch);  // prepared: cannot fail; takes the events over
+    durable_.merged.clear();
+    durable_.leader_lock.unlock();
+    durable_.published.notify_all();
+    durable_.batch.wake();
+  }
+
+  // Durable, on the leader's thread when a group failed (its prepare or its write), before its
+  // writers wake: releases publish_mutex if prepare took it, refuses every later write, wakes
+  // settle(), then undoes the failed batches (and those queued behind them) newest first under
+  // the commit lock.
   void discard_group(std::span<detail::commit_batch> batches) noexcept {
     durable_.refused.store(true, std::memory_order_release);
+    if (durable_.leader_lock.owns_lock()) durable_.leader_lock.unlock();  // prepared, then the write failed
+    durable_.merged.clear();
+    durable_.batch.wake();  // holds no wake-up yet: releases what prepare grouped
     {
       const std::lock_guard lock(durable_.publish_mutex);
       durable_.failed = true;

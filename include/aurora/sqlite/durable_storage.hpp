@@ -27,11 +27,12 @@ namespace aurora::sqlite {
 ///
 /// The database calls it as follows. Under its commit lock a write applies its changes, stamps
 /// its events and calls `enqueue`; after releasing the lock it calls `wait(ticket)`. The leader
-/// writes a group with `Storage::write`, then calls the database's `publish` hook (the group's
-/// events become visible to subscribers only now, after the durable commit). If the write or
-/// the publish fails, the `discard` hook gets the failed group and every batch queued behind
-/// it (to undo them in memory) before any of their writers is woken with `storage_error`, and
-/// every later `enqueue` throws `storage_error`.
+/// calls the database's `prepare` hook (which allocates what publishing the group needs), writes
+/// the group with `Storage::write`, then calls the `publish` hook (the group's events become
+/// visible to subscribers only now, after the durable commit; it must not fail, since the commit
+/// stands). If the prepare or the write fails, the `discard` hook gets the failed group and every
+/// batch queued behind it (to undo them in memory) before any of their writers is woken with
+/// `storage_error`, and every later `enqueue` throws `storage_error`.
 ///
 /// Thread safety: every member function may be called from any thread; the hooks run on the
 /// leading writer's thread, one group at a time, in commit order.
@@ -48,12 +49,18 @@ class DurableStorage {
   static constexpr std::size_t max_group = 1024;
 
   /// Opens (or creates) the database file `path` with `options.durability` and
-  /// `options.history` (see sqlite::Storage). `publish` and `discard` are the database's hooks
-  /// (`discard` must not throw). Errors: as the sqlite::Storage constructor (storage_error).
-  DurableStorage(const std::string& path, const Options& options, hook publish, hook discard)
+  /// `options.history` (see sqlite::Storage). `prepare`, `publish` and `discard` are the
+  /// database's hooks (`publish` and `discard` must not throw). Errors: as the sqlite::Storage
+  /// constructor (storage_error).
+  DurableStorage(const std::string& path, const Options& options, hook prepare, hook publish, hook discard)
       : storage_(path, options.durability, options.history),
-        group_([this](std::span<aurora::detail::commit_batch> group) { write(group); }, std::move(publish), max_group,
-               std::move(discard)) {}
+        prepare_(std::move(prepare)),
+        group_(
+            [this](std::span<aurora::detail::commit_batch> group) {
+              prepare_(group);
+              write(group);
+            },
+            std::move(publish), max_group, std::move(discard)) {}
 
   DurableStorage(const DurableStorage&) = delete;
   DurableStorage& operator=(const DurableStorage&) = delete;
@@ -113,6 +120,7 @@ class DurableStorage {
   }
 
   Storage storage_;
+  hook prepare_;
   detail::group_commit<aurora::detail::commit_batch, std::function<void(std::span<aurora::detail::commit_batch>)>, hook,
                        hook>
       group_;
