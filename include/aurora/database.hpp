@@ -111,6 +111,7 @@ class BasicDatabase {
             [this](std::span<detail::commit_batch> group) { discard_group(group); }),
         hub_(options_.channel_capacity, storage_.last_sequence()) {
     durable_.stamped = storage_.last_sequence();
+    durable_.last_published.store(durable_.stamped, std::memory_order_relaxed);
     load_storage();
   }
 
@@ -281,10 +282,8 @@ class BasicDatabase {
   /// The sequence of the last commit (0 before the first).
   [[nodiscard]] std::uint64_t last_sequence() const {
     if constexpr (durable) {
-      // Not under the commit lock: publish_mutex is held while a group is written, and waiting
-      // for it with the commit lock held would hold back the writers meanwhile.
-      const std::lock_guard hub_lock(durable_.publish_mutex);
-      return hub_.last_sequence();
+      // No lock: publish_mutex is held while a group is written.
+      return durable_.last_published.load(std::memory_order_acquire);
     } else {
       const auto lock = read_lock();
       return hub_.last_sequence();
@@ -311,6 +310,9 @@ class BasicDatabase {
   /// `Options::history` events, which `after(s)` and `oldest()` read first when they reach back
   /// further than memory, then hand off to live events); `storage_error` if reading the change
   /// log fails.
+  ///
+  /// On a durable database, a call made while a group of commits is being written waits until
+  /// that group is published (one SQLite commit; writers are not held back meanwhile).
   [[nodiscard]] Subscription subscribe(std::string_view collection, std::optional<EventFilter> filter = {},
                                        Start start = Start::now()) {
     check_collection(collection, "subscribe");
@@ -736,9 +738,10 @@ class BasicDatabase {
     return detail::subscription_access::make(std::move(state));
   }
 
-  // Durable: a start older than the in-memory history is served from the change log. Under the
-  // commit lock and publish_mutex (nothing is published meanwhile; a group being written is
-  // waited for, since its leader holds publish_mutex until it is published) note the live head H and
+  // Durable: a start older than the in-memory history is served from the change log. Under
+  // publish_mutex, which guards the hub here (nothing is published meanwhile; a group being
+  // written is waited for, since its leader holds publish_mutex until it is published, and the
+  // commit lock is not held, so writers go on) note the live head H and
   // attach to the live channel after H; then, without the locks, read the log from s + 1 to H
   // (all durable, since H was published) and preload the subscription with the events of its
   // collection. The filter applies on delivery, as for live events: no gap, no duplicate.
@@ -748,7 +751,6 @@ class BasicDatabase {
     std::uint64_t after = 0;
     std::uint64_t head = 0;
     {
-      const auto lock = read_lock();
       const std::lock_guard hub_lock(durable_.publish_mutex);
       head = hub_.last_sequence();
       const std::uint64_t in_memory = hub_.oldest_retained();
@@ -795,8 +797,9 @@ class BasicDatabase {
     std::uint64_t stamped = 0;
     mutable std::mutex publish_mutex;
     mutable std::condition_variable published;
-    bool failed = false;               // guarded by publish_mutex
-    std::atomic<bool> refused{false};  // a commit failed: every later write throws storage_error
+    bool failed = false;                           // guarded by publish_mutex
+    std::atomic<bool> refused{false};              // a commit failed: every later write throws storage_error
+    std::atomic<std::uint64_t> last_published{0};  // the hub's last sequence, read without a lock
     // The group being written, on the leader's thread only: publish_mutex held by it, the
     // events of a group of several commits in one list, and the group's prepared wake-ups.
     std::unique_lock<std::mutex> leader_lock;
@@ -863,11 +866,22 @@ class BasicDatabase {
     durable_.leader_lock = std::move(lock);
   }
 
+  // Empties the merged list; a large one (a group of large transactions) is freed, not kept.
+  void release_merged() noexcept {
+    constexpr std::size_t kept = 4096;
+    if (durable_.merged.capacity() > kept) {
+      std::vector<detail::event_ptr>().swap(durable_.merged);
+    } else {
+      durable_.merged.clear();
+    }
+  }
+
   // Durable, on the leader's thread after the group is durable: publishes its events in one
   // call (they become readable together), releases publish_mutex, then wakes the readers.
   void publish_group(std::span<detail::commit_batch> group) noexcept {
     hub_.publish(group_events(group), durable_.batch);  // prepared: cannot fail; takes the events over
-    durable_.merged.clear();
+    durable_.last_published.store(hub_.last_sequence(), std::memory_order_release);
+    release_merged();
     durable_.leader_lock.unlock();
     durable_.published.notify_all();
     durable_.batch.wake();
@@ -880,7 +894,7 @@ class BasicDatabase {
   void discard_group(std::span<detail::commit_batch> batches) noexcept {
     durable_.refused.store(true, std::memory_order_release);
     if (durable_.leader_lock.owns_lock()) durable_.leader_lock.unlock();  // prepared, then the write failed
-    durable_.merged.clear();
+    release_merged();
     durable_.batch.wake();  // holds no wake-up yet: releases what prepare grouped
     {
       const std::lock_guard lock(durable_.publish_mutex);
@@ -891,7 +905,7 @@ class BasicDatabase {
     for (std::size_t b = batches.size(); b-- > 0;) {
       const auto& events = batches[b].events;
       for (std::size_t i = events.size(); i-- > 0;) {
-        // Never published, and the group is their last owner: the before-image can be moved back.
+        // Never published (no reader holds it): the before-image can be moved back.
         auto& ev = const_cast<ChangeEvent&>(*events[i]);
         auto c = collections_.find(ev.collection);
         if (c == collections_.end()) continue;
