@@ -739,19 +739,23 @@ class BasicDatabase {
   }
 
   // Durable: a start older than the in-memory history is served from the change log. Under
-  // publish_mutex, which guards the hub here (nothing is published meanwhile; a group being
-  // written is waited for, since its leader holds publish_mutex until it is published, and the
-  // commit lock is not held, so writers go on) note the live head H and
-  // attach to the live channel after H; then, without the locks, read the log from s + 1 to H
+  // publish_mutex, which guards the hub here (nothing is published meanwhile), note the live
+  // head H and attach to the live channel after H; then, without the lock, read the log from s + 1 to H
   // (all durable, since H was published) and preload the subscription with the events of its
   // collection. The filter applies on delivery, as for live events: no gap, no duplicate.
-  void subscribe_durable(detail::subscriber& state, std::string_view collection, Start start,
+  // A channel made while a group is in flight (prepared, being written) would miss its events,
+  // so a subscribe that needs a new channel then waits for that group to be published; the
+  // next leader lets it go first (durable_state::creating). Other subscribes do not wait. The
+  // commit lock is not held: writers go on meanwhile.
+  void subscribe_durable(detail::subscriber& state, std::string_view collection, const Start requested,
                          std::vector<std::shared_ptr<detail::event_ring>>& channels) {
     bool from_log = false;
     std::uint64_t after = 0;
     std::uint64_t head = 0;
-    {
-      const std::lock_guard hub_lock(durable_.publish_mutex);
+    std::unique_lock hub_lock(durable_.publish_mutex);
+    for (;;) {
+      Start start = requested;
+      from_log = false;
       head = hub_.last_sequence();
       const std::uint64_t in_memory = hub_.oldest_retained();
       const std::uint64_t logged = storage_.oldest_logged();
@@ -766,8 +770,13 @@ class BasicDatabase {
         after = start.sequence();
         start = Start::now();
       }
-      hub_.subscribe(state, collection, start, channels);
+      if (hub_.subscribe(state, collection, start, channels, !durable_.in_flight)) break;
+      ++durable_.creating;
+      durable_.published.wait(hub_lock, [this] { return !durable_.in_flight; });
+      --durable_.creating;
+      durable_.published.notify_all();  // a leader may wait for creating == 0
     }
+    hub_lock.unlock();
     if (!from_log) return;
     std::vector<detail::event_ptr> replay;
     constexpr std::size_t page = 4096;
@@ -790,9 +799,10 @@ class BasicDatabase {
   // A durable database's commit state. `stamped` (the last sequence handed out; guarded by the
   // commit lock) runs ahead of the hub's last sequence while commits wait to be durable.
   // `publish_mutex` serialises the hub between the leader (which runs without the commit lock)
-  // and subscribe; the leader holds it from preparing a group to publishing it, so that the
-  // channels it prepared are the ones it publishes to. `published` is notified after each
-  // publish and on failure.
+  // and subscribe. Between preparing a group and publishing it (while it is written) the
+  // leader does not hold it but sets `in_flight`: no channel may be made meanwhile, since the
+  // group's reservations and event groups cover only the channels that existed at its prepare.
+  // `published` is notified after each publish, on failure, and when `creating` drops.
   struct durable_state {
     std::uint64_t stamped = 0;
     mutable std::mutex publish_mutex;
@@ -800,9 +810,10 @@ class BasicDatabase {
     bool failed = false;                           // guarded by publish_mutex
     std::atomic<bool> refused{false};              // a commit failed: every later write throws storage_error
     std::atomic<std::uint64_t> last_published{0};  // the hub's last sequence, read without a lock
-    // The group being written, on the leader's thread only: publish_mutex held by it, the
-    // events of a group of several commits in one list, and the group's prepared wake-ups.
-    std::unique_lock<std::mutex> leader_lock;
+    bool in_flight = false;    // guarded by publish_mutex: a group is prepared and not yet published
+    std::size_t creating = 0;  // guarded by publish_mutex: subscribes waiting to make a channel
+    // The group being written, on the leader's thread only: the events of a group of several
+    // commits in one list, and the group's prepared wake-ups.
     std::vector<detail::event_ptr> merged;
     detail::wake_batch batch;
   };
@@ -849,12 +860,13 @@ class BasicDatabase {
     return durable_.merged;
   }
 
-  // Durable, on the leader's thread before the group is written: takes publish_mutex (held
-  // until publish_group or discard_group) and allocates everything publishing the group needs.
-  // So a group that cannot be published is never written. Throws std::bad_alloc (publish_mutex
-  // released; the group fails unwritten and discard_group undoes it in memory).
+  // Durable, on the leader's thread before the group is written: allocates everything
+  // publishing the group needs, so a group that cannot be published is never written, and
+  // marks it in flight (after letting a subscribe that waits to make a channel go first).
+  // Throws std::bad_alloc (the group fails unwritten; discard_group undoes it in memory).
   void prepare_group(std::span<detail::commit_batch> group) {
     std::unique_lock lock(durable_.publish_mutex);
+    durable_.published.wait(lock, [this] { return durable_.creating == 0; });
     if (group.size() > 1) {
       std::size_t n = 0;
       for (const auto& b : group) n += b.events.size();
@@ -863,7 +875,7 @@ class BasicDatabase {
       for (const auto& b : group) durable_.merged.insert(durable_.merged.end(), b.events.begin(), b.events.end());
     }
     hub_.prepare(group_events(group), durable_.batch);
-    durable_.leader_lock = std::move(lock);
+    durable_.in_flight = true;
   }
 
   // Empties the merged list; a large one (a group of large transactions) is freed, not kept.
@@ -877,28 +889,30 @@ class BasicDatabase {
   }
 
   // Durable, on the leader's thread after the group is durable: publishes its events in one
-  // call (they become readable together), releases publish_mutex, then wakes the readers.
+  // call (they become readable together), then wakes the readers.
   void publish_group(std::span<detail::commit_batch> group) noexcept {
-    hub_.publish(group_events(group), durable_.batch);  // prepared: cannot fail; takes the events over
-    durable_.last_published.store(hub_.last_sequence(), std::memory_order_release);
+    {
+      const std::lock_guard lock(durable_.publish_mutex);
+      hub_.publish(group_events(group), durable_.batch);  // prepared: cannot fail; takes the events over
+      durable_.in_flight = false;
+      durable_.last_published.store(hub_.last_sequence(), std::memory_order_release);
+    }
     release_merged();
-    durable_.leader_lock.unlock();
     durable_.published.notify_all();
     durable_.batch.wake();
   }
 
   // Durable, on the leader's thread when a group failed (its prepare or its write), before its
-  // writers wake: releases publish_mutex if prepare took it, refuses every later write, wakes
-  // settle(), then undoes the failed batches (and those queued behind them) newest first under
-  // the commit lock.
+  // writers wake: refuses every later write, wakes settle() and waiting subscribes, then undoes the failed batches (and
+  // those queued behind them) newest first under the commit lock.
   void discard_group(std::span<detail::commit_batch> batches) noexcept {
     durable_.refused.store(true, std::memory_order_release);
-    if (durable_.leader_lock.owns_lock()) durable_.leader_lock.unlock();  // prepared, then the write failed
     release_merged();
     durable_.batch.wake();  // holds no wake-up yet: releases what prepare grouped
     {
       const std::lock_guard lock(durable_.publish_mutex);
       durable_.failed = true;
+      durable_.in_flight = false;
     }
     durable_.published.notify_all();
     const std::unique_lock lock(mutex_);

@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -288,6 +289,59 @@ TEST_CASE("DurableDatabase: resuming across a restart with writers running: no g
     CHECK(got == want);
     CHECK(got.size() == std::set<std::uint64_t>(got.begin(), got.end()).size());
     if (global) CHECK(got.size() == db.last_sequence() - stored);
+  }
+}
+
+TEST_CASE("DurableDatabase: a channel made while a group is being written gets that group's events", "[durable]") {
+  // Three writers keep "hot" busy, so groups of several commits are nearly always being
+  // written. Each round subscribes to "hot" after the last sequence, which makes its channel
+  // anew (the previous round's subscription was dropped), takes a few events, and drops it.
+  // Every round must see exactly the log's "hot" events after its start: none of a group that
+  // was prepared before its channel existed may be missing.
+  temp_dir dir;
+  DurableDatabase db(dir.file("db"), small(1'000'000));
+  auto everything = db.subscribe_global();
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 3; ++t) {
+    writers.emplace_back([&, t] {
+      for (int i = 0; !stop.load(); ++i) db.insert(i % 4 == 0 ? "cold" : "hot", {{"t", t}});
+    });
+  }
+  struct round {
+    std::uint64_t after = 0;
+    std::vector<std::uint64_t> got;
+  };
+  std::vector<round> rounds(100);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  for (auto& r : rounds) {
+    r.after = db.last_sequence();
+    auto sub = db.subscribe("hot", {}, Start::after(r.after));
+    while (r.got.size() < 4 && std::chrono::steady_clock::now() < deadline) {
+      aurora::RecvResult next = sub.try_recv();
+      if (next) {
+        r.got.push_back(next->sequence);
+      } else if (next.error().code == errc::empty) {
+        std::this_thread::yield();  // the writers run: the next event is on its way
+      } else {
+        FAIL("receive failed, errc " << static_cast<int>(next.error().code));
+      }
+    }
+  }
+  stop = true;
+  for (auto& w : writers) w.join();
+  const auto log = drain(everything);
+  REQUIRE(log.size() == db.last_sequence());
+  for (const auto& r : rounds) {
+    REQUIRE(r.got.size() == 4);  // else the deadline passed
+    std::vector<std::uint64_t> want;
+    for (const auto& ev : log) {
+      if (ev->collection == "hot" && ev->sequence > r.after && ev->sequence <= r.got.back()) {
+        want.push_back(ev->sequence);
+      }
+    }
+    INFO("subscribed after " << r.after);
+    CHECK(r.got == want);
   }
 }
 

@@ -166,11 +166,12 @@ class hub {
   // Connects `sub` to `collection`'s channel (the global one when `collection` is empty) at
   // `start`. `fresh` is a channel made by the caller outside the lock, used if the collection
   // has none; on return it holds what the caller must release after the lock (the fresh
-  // channel if unused, or channels nobody subscribes to any more). Errors: history_lost when
-  // `start` asks for events no longer retained; invalid_argument for a sequence after the last
-  // one.
-  void subscribe(subscriber& sub, std::string_view collection, Start start,
-                 std::vector<std::shared_ptr<event_ring>>& fresh) {
+  // channel if unused, or channels nobody subscribes to any more). With `may_create` false it
+  // neither makes a channel nor releases idle ones, and returns false (nothing changed) when the
+  // collection has no channel. Errors: history_lost when `start` asks for events no longer
+  // retained; invalid_argument for a sequence after the last one.
+  bool subscribe(subscriber& sub, std::string_view collection, Start start,
+                 std::vector<std::shared_ptr<event_ring>>& fresh, bool may_create = true) {
     const std::uint64_t tail = global_->tail();
     std::uint64_t from = tail;  // global position to read from
     if (start.kind() == Start::Kind::after) {
@@ -189,20 +190,22 @@ class hub {
     }
     if (collection.empty()) {
       sub.attach(global_, from, std::nullopt, nullptr);
-      return;
+      return true;
     }
     const std::lock_guard lock(channels_mutex_);
-    if (idle_->load(std::memory_order_relaxed) && idle_->exchange(false, std::memory_order_acq_rel)) {
+    if (may_create && idle_->load(std::memory_order_relaxed) && idle_->exchange(false, std::memory_order_acq_rel)) {
       release_idle_locked(fresh);
     }
     auto it = channels_.find(collection);
     if (it == channels_.end()) {
+      if (!may_create) return false;
       it = channels_.emplace(std::string(collection), std::move(fresh.front())).first;
       fresh.erase(fresh.begin());
     }
     std::optional<backlog> history;
     if (from < tail) history.emplace(backlog{global_, from, tail, std::string(collection)});
     sub.attach(it->second, it->second->tail(), std::move(history), idle_);
+    return true;
   }
 
   // How many live subscriptions `collection`'s channel has.
