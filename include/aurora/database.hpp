@@ -282,7 +282,7 @@ class BasicDatabase {
   /// The sequence of the last commit (0 before the first).
   [[nodiscard]] std::uint64_t last_sequence() const {
     if constexpr (durable) {
-      // No lock: publish_mutex is held while a group is written.
+      // Stored by the leader after each publish: read without a lock.
       return durable_.last_published.load(std::memory_order_acquire);
     } else {
       const auto lock = read_lock();
@@ -311,8 +311,9 @@ class BasicDatabase {
   /// further than memory, then hand off to live events); `storage_error` if reading the change
   /// log fails.
   ///
-  /// On a durable database, a call made while a group of commits is being written waits until
-  /// that group is published (one SQLite commit; writers are not held back meanwhile).
+  /// On a durable database, a call that must make the collection's channel (nobody subscribes
+  /// to `collection` yet) while a group of commits is being written waits until that group is
+  /// published: at most one SQLite commit. Writers are not held back meanwhile.
   [[nodiscard]] Subscription subscribe(std::string_view collection, std::optional<EventFilter> filter = {},
                                        Start start = Start::now()) {
     check_collection(collection, "subscribe");

@@ -25,8 +25,7 @@ namespace aurora::sqlite::detail {
 // commit lock (so batches queue in sequence order) and gets a ticket; after releasing that lock
 // it calls wait(ticket). The first waiter that finds no leader becomes the leader: it takes the
 // queued batches (at most `max_group`), calls `write(group)` once for all of them (the durable
-// commit, outside this committer's lock and the commit lock, while other writers keep queueing;
-// DurableDatabase's `write` holds its publish lock), then `publish(group)`, marks
+// commit, outside every lock, while other writers keep queueing), then `publish(group)`, marks
 // them done and wakes the waiters. A waiter returns once its batch is done; one whose batch was
 // not in the group leads the next one. Only one leader runs at a time, so groups are written and
 // published in ticket order.
