@@ -4,6 +4,10 @@
 
 #include <aurora/sqlite.hpp>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <catch2/catch.hpp>
 
 #include <atomic>
@@ -57,6 +61,30 @@ Options small(std::size_t capacity = 8, std::uint64_t history = 1'000'000) {
   o.channel_capacity = capacity;
   o.history = history;
   return o;
+}
+
+// One round of the "channel made while a group is being written" case: the sequence it
+// subscribed after, and the first events it received.
+struct hot_round {
+  std::uint64_t after = 0;
+  std::vector<std::uint64_t> got;
+};
+
+// Each round subscribes to "hot" after the last sequence and receives 4 events, then drops the
+// subscription. Stops at the first receive that fails (`failed`).
+boost::asio::awaitable<void> receive_rounds(DurableDatabase& db, std::vector<hot_round>& rounds, bool& failed) {
+  for (auto& r : rounds) {
+    r.after = db.last_sequence();
+    auto sub = db.subscribe("hot", {}, Start::after(r.after));
+    while (r.got.size() < 4) {
+      const aurora::RecvResult next = co_await sub.recv();
+      if (!next) {
+        failed = true;
+        co_return;
+      }
+      r.got.push_back(next->sequence);
+    }
+  }
 }
 
 }  // namespace
@@ -308,32 +336,18 @@ TEST_CASE("DurableDatabase: a channel made while a group is being written gets t
       for (int i = 0; !stop.load(); ++i) db.insert(i % 4 == 0 ? "cold" : "hot", {{"t", t}});
     });
   }
-  struct round {
-    std::uint64_t after = 0;
-    std::vector<std::uint64_t> got;
-  };
-  std::vector<round> rounds(100);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  for (auto& r : rounds) {
-    r.after = db.last_sequence();
-    auto sub = db.subscribe("hot", {}, Start::after(r.after));
-    while (r.got.size() < 4 && std::chrono::steady_clock::now() < deadline) {
-      aurora::RecvResult next = sub.try_recv();
-      if (next) {
-        r.got.push_back(next->sequence);
-      } else if (next.error().code == errc::empty) {
-        std::this_thread::yield();  // the writers run: the next event is on its way
-      } else {
-        FAIL("receive failed, errc " << static_cast<int>(next.error().code));
-      }
-    }
-  }
+  std::vector<hot_round> rounds(100);
+  bool failed = false;
+  boost::asio::io_context io;
+  boost::asio::co_spawn(io, receive_rounds(db, rounds, failed), boost::asio::detached);
+  io.run_for(std::chrono::seconds(60));  // returns when the rounds are done; the bound is for a hang
   stop = true;
   for (auto& w : writers) w.join();
+  REQUIRE_FALSE(failed);
   const auto log = drain(everything);
   REQUIRE(log.size() == db.last_sequence());
   for (const auto& r : rounds) {
-    REQUIRE(r.got.size() == 4);  // else the deadline passed
+    REQUIRE(r.got.size() == 4);  // else the 60 s bound passed
     std::vector<std::uint64_t> want;
     for (const auto& ev : log) {
       if (ev->collection == "hot" && ev->sequence > r.after && ev->sequence <= r.got.back()) {
