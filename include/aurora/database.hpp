@@ -106,8 +106,8 @@ class BasicDatabase {
   explicit BasicDatabase(const std::string& path, Options options = {}) requires(Storage::durable)
       : options_(check(options)),
         storage_(
-            path, options_, [this](std::span<detail::commit_batch> group) { prepare_group(group); },
-            [this](std::span<detail::commit_batch> group) { publish_group(group); },
+            path, options_, [this](std::span<detail::event_ptr> events) { prepare_group(events); },
+            [this](std::span<detail::event_ptr> events) { publish_group(events); },
             [this](std::span<detail::commit_batch> group) { discard_group(group); }),
         hub_(options_.channel_capacity, storage_.last_sequence()) {
     durable_.stamped = storage_.last_sequence();
@@ -813,10 +813,7 @@ class BasicDatabase {
     std::atomic<std::uint64_t> last_published{0};  // the hub's last sequence, read without a lock
     bool in_flight = false;    // guarded by publish_mutex: a group is prepared and not yet published
     std::size_t creating = 0;  // guarded by publish_mutex: subscribes waiting to make a channel
-    // The group being written, on the leader's thread only: the events of a group of several
-    // commits in one list, and the group's prepared wake-ups.
-    std::vector<detail::event_ptr> merged;
-    detail::wake_batch batch;
+    detail::wake_batch batch;  // the wake-ups of the group being written, on the leader's thread only
   };
   struct no_durable_state {};
 
@@ -855,50 +852,26 @@ class BasicDatabase {
     }
   }
 
-  // The events of `group` in commit order: the one batch's own, or merged (leader's thread).
-  std::span<detail::event_ptr> group_events(std::span<detail::commit_batch> group) noexcept {
-    if (group.size() == 1) return group.front().events;
-    return durable_.merged;
-  }
-
   // Durable, on the leader's thread before the group is written: allocates everything
   // publishing the group needs, so a group that cannot be published is never written, and
   // marks it in flight (after letting a subscribe that waits to make a channel go first).
   // Throws std::bad_alloc (the group fails unwritten; discard_group undoes it in memory).
-  void prepare_group(std::span<detail::commit_batch> group) {
+  void prepare_group(std::span<detail::event_ptr> events) {
     std::unique_lock lock(durable_.publish_mutex);
     durable_.published.wait(lock, [this] { return durable_.creating == 0; });
-    if (group.size() > 1) {
-      std::size_t n = 0;
-      for (const auto& b : group) n += b.events.size();
-      durable_.merged.clear();
-      durable_.merged.reserve(n);
-      for (const auto& b : group) durable_.merged.insert(durable_.merged.end(), b.events.begin(), b.events.end());
-    }
-    hub_.prepare(group_events(group), durable_.batch);
+    hub_.prepare(events, durable_.batch);
     durable_.in_flight = true;
-  }
-
-  // Empties the merged list; a large one (a group of large transactions) is freed, not kept.
-  void release_merged() noexcept {
-    constexpr std::size_t kept = 4096;
-    if (durable_.merged.capacity() > kept) {
-      std::vector<detail::event_ptr>().swap(durable_.merged);
-    } else {
-      durable_.merged.clear();
-    }
   }
 
   // Durable, on the leader's thread after the group is durable: publishes its events in one
   // call (they become readable together), then wakes the readers.
-  void publish_group(std::span<detail::commit_batch> group) noexcept {
+  void publish_group(std::span<detail::event_ptr> events) noexcept {
     {
       const std::lock_guard lock(durable_.publish_mutex);
-      hub_.publish(group_events(group), durable_.batch);  // prepared: cannot fail; takes the events over
+      hub_.publish(events, durable_.batch);  // prepared: cannot fail; takes the events over
       durable_.in_flight = false;
       durable_.last_published.store(hub_.last_sequence(), std::memory_order_release);
     }
-    release_merged();
     durable_.published.notify_all();
     durable_.batch.wake();
   }
@@ -908,7 +881,6 @@ class BasicDatabase {
   // those queued behind them) newest first under the commit lock.
   void discard_group(std::span<detail::commit_batch> batches) noexcept {
     durable_.refused.store(true, std::memory_order_release);
-    release_merged();
     durable_.batch.wake();  // holds no wake-up yet: releases what prepare grouped
     {
       const std::lock_guard lock(durable_.publish_mutex);

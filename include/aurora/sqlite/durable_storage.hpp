@@ -27,8 +27,9 @@ namespace aurora::sqlite {
 ///
 /// The database calls it as follows. Under its commit lock a write applies its changes, stamps
 /// its events and calls `enqueue`; after releasing the lock it calls `wait(ticket)`. The leader
-/// calls the database's `prepare` hook (which allocates what publishing the group needs), writes
-/// the group with `Storage::write`, then calls the `publish` hook (the group's events become
+/// calls the database's `prepare` hook with the group's events in commit order (it allocates what
+/// publishing them needs), writes them with `Storage::write`, then calls the `publish` hook with
+/// them (the group's events become
 /// visible to subscribers only now, after the durable commit; it must not fail, since the commit
 /// stands). If the prepare or the write fails, the `discard` hook gets the failed group and every
 /// batch queued behind it (to undo them in memory) before any of their writers is woken with
@@ -41,9 +42,13 @@ class DurableStorage {
   /// Marks a storage whose commits BasicDatabase must make durable before publishing.
   static constexpr bool durable = true;
 
-  /// What the hooks receive: the batches of one group (or, for `discard`, of a failed group and
-  /// the batches behind it), in commit order.
+  /// What the `discard` hook receives: the batches of a failed group and the batches behind it,
+  /// in commit order.
   using hook = std::function<void(std::span<aurora::detail::commit_batch>)>;
+
+  /// What the `prepare` and `publish` hooks receive: the events of one group, in commit order
+  /// (`publish` may move them out).
+  using events_hook = std::function<void(std::span<std::shared_ptr<const ChangeEvent>>)>;
 
   /// The most commits written in one group (one SQLite transaction).
   static constexpr std::size_t max_group = 1024;
@@ -52,15 +57,15 @@ class DurableStorage {
   /// `options.history` (see sqlite::Storage). `prepare`, `publish` and `discard` are the
   /// database's hooks (`publish` and `discard` must not throw). Errors: as the sqlite::Storage
   /// constructor (storage_error).
-  DurableStorage(const std::string& path, const Options& options, hook prepare, hook publish, hook discard)
+  DurableStorage(const std::string& path, const Options& options, events_hook prepare, events_hook publish,
+                 hook discard)
       : storage_(path, options.durability, options.history),
         prepare_(std::move(prepare)),
-        group_(
-            [this](std::span<aurora::detail::commit_batch> group) {
-              prepare_(group);
-              write(group);
-            },
-            std::move(publish), max_group, std::move(discard)) {}
+        publish_(std::move(publish)),
+        discard_(std::move(discard)),
+        group_([this](std::span<aurora::detail::commit_batch> group) { write(group); },
+               [this](std::span<aurora::detail::commit_batch> group) { publish_group(group); }, max_group,
+               [this](std::span<aurora::detail::commit_batch> batches) { discard_batches(batches); }) {}
 
   DurableStorage(const DurableStorage&) = delete;
   DurableStorage& operator=(const DurableStorage&) = delete;
@@ -105,25 +110,52 @@ class DurableStorage {
   void flush() { group_.flush(); }
 
  private:
-  // One SQLite transaction for the whole group.
+  // The events of `group` in commit order: the one batch's own, or merged_ (made by write).
+  std::span<std::shared_ptr<const ChangeEvent>> events_of(std::span<aurora::detail::commit_batch> group) noexcept {
+    if (group.size() == 1) return group.front().events;
+    return merged_;
+  }
+
+  // Prepares the group's events for publishing, then writes them in one SQLite transaction.
   void write(std::span<aurora::detail::commit_batch> group) {
-    if (group.size() == 1) {
-      storage_.write(group.front().events);
-      return;
+    if (group.size() > 1) {
+      std::size_t n = 0;
+      for (const auto& batch : group) n += batch.events.size();
+      merged_.clear();
+      merged_.reserve(n);
+      for (const auto& batch : group) merged_.insert(merged_.end(), batch.events.begin(), batch.events.end());
     }
-    std::size_t n = 0;
-    for (const auto& batch : group) n += batch.events.size();
-    std::vector<std::shared_ptr<const ChangeEvent>> events;
-    events.reserve(n);
-    for (const auto& batch : group) events.insert(events.end(), batch.events.begin(), batch.events.end());
+    const auto events = events_of(group);
+    prepare_(events);
     storage_.write(events);
   }
 
+  void publish_group(std::span<aurora::detail::commit_batch> group) {
+    publish_(events_of(group));
+    release_merged();
+  }
+
+  void discard_batches(std::span<aurora::detail::commit_batch> batches) noexcept {
+    release_merged();
+    discard_(batches);
+  }
+
+  // Empties the merged list; a large one (a group of large transactions) is freed, not kept.
+  void release_merged() noexcept {
+    constexpr std::size_t kept = 4096;
+    if (merged_.capacity() > kept) {
+      std::vector<std::shared_ptr<const ChangeEvent>>().swap(merged_);
+    } else {
+      merged_.clear();
+    }
+  }
+
   Storage storage_;
-  hook prepare_;
-  detail::group_commit<aurora::detail::commit_batch, std::function<void(std::span<aurora::detail::commit_batch>)>, hook,
-                       hook>
-      group_;
+  events_hook prepare_;
+  events_hook publish_;
+  hook discard_;
+  std::vector<std::shared_ptr<const ChangeEvent>> merged_;  // a group's events, on the leader's thread only
+  detail::group_commit<aurora::detail::commit_batch, hook, hook, hook> group_;
 };
 
 }  // namespace aurora::sqlite
