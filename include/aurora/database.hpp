@@ -509,13 +509,11 @@ class BasicDatabase {
     }
 
     void apply_remove(std::string_view collection, std::string_view id) {
-      auto c = db_.collections_.find(collection);
-      (void)find_existing(collection, id, "remove");
-      auto it = c->second.find(id);
+      const auto [docs, it] = find_slot(collection, id, "remove");
       auto ev = make_event(collection, id, OperationType::Delete);
       reserve_event();
       ev->old_document = std::move(it->second);
-      c->second.erase(it);
+      docs->erase(it);
       record(std::move(ev));
     }
 
@@ -612,6 +610,12 @@ class BasicDatabase {
     }
 
     DocumentPtr& find_existing(std::string_view collection, std::string_view id, const char* call) {
+      return find_slot(collection, id, call).second->second;
+    }
+
+    // The collection holding `id` and the id's entry; not_found naming `call` when either is missing.
+    std::pair<doc_map*, typename doc_map::iterator> find_slot(std::string_view collection, std::string_view id,
+                                                              const char* call) {
       auto c = db_.collections_.find(collection);
       if (c == db_.collections_.end()) {
         throw error(errc::not_found, std::string(call) + ": no collection " + detail::quoted(collection));
@@ -621,7 +625,7 @@ class BasicDatabase {
         throw error(errc::not_found,
                     std::string(call) + ": no document " + detail::quoted(id) + " in " + detail::quoted(collection));
       }
-      return it->second;
+      return {&c->second, it};
     }
 
     // An Update from `stored` to `updated`: the event's old_document is the stored version
