@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <future>
+#include <limits>
 #include <regex>
 #include <set>
 #include <stdexcept>
@@ -173,6 +174,34 @@ TEST_CASE("an update or replace that changes nothing publishes nothing", "[datab
   const auto g = drain(global);
   REQUIRE(g.size() == 1);
   CHECK(g[0]->sequence == 2);  // no sequence number was spent on the no-ops
+}
+
+TEST_CASE("numbers that differ are a change even where nlohmann's == calls them equal", "[database][update]") {
+  // nlohmann's operator== calls 2^64-1 equal to -1 and compares an integer with a double as
+  // doubles; an update or replace between such values must store and publish the change.
+  aurora::Database db;
+  const std::uint64_t max = std::numeric_limits<std::uint64_t>::max();
+  db.insert("n", "u", {{"a", max}});
+  auto global = db.subscribe_global();
+  db.replace("n", "u", {{"a", -1}});
+  CHECK(db.get("n", "u")->at("a").get<std::int64_t>() == -1);
+  db.update("n", "u", {{"a", max}});
+  CHECK(db.get("n", "u")->at("a").get<std::uint64_t>() == max);
+  db.replace("n", "u", {{"a", 9007199254740993}});    // 2^53 + 1
+  db.replace("n", "u", {{"a", 9007199254740992.0}});  // the double nearest it, 2^53
+  CHECK(db.get("n", "u")->at("a").is_number_float());
+  db.update("n", "u", {{"a", 9007199254740993}});
+  CHECK(db.get("n", "u")->at("a").get<std::int64_t>() == 9007199254740993);
+  CHECK(drain(global).size() == 5);
+  // The same number, however it is held, is no change: nothing is published.
+  db.update("n", "u", {{"a", 21}});
+  db.update("n", "u", {{"a", 21.0}});
+  db.update("n", "u", {{"a", 21U}});
+  db.replace("n", "u", {{"a", std::int64_t{21}}});
+  db.update("n", "u", {{"a", 0}});
+  db.update("n", "u", {{"a", -0.0}});
+  CHECK(drain(global).size() == 2);  // to 21, to 0
+  CHECK(db.get("n", "u")->dump() == R"({"a":0})");
 }
 
 TEST_CASE("generated ids are UUIDv7 strings that sort in generation order", "[database][ids]") {

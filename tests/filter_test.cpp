@@ -67,7 +67,7 @@ TEST_CASE("the operation filter selects one operation", "[filter]") {
   CHECK_FALSE(f.matches(make(OperationType::Delete, user)));
 }
 
-TEST_CASE("top-level keys compare under nlohmann::json equality", "[filter]") {
+TEST_CASE("top-level keys compare under JSON equality, integers exactly", "[filter]") {
   CHECK(field_matches(user, "name", "Ada"));
   CHECK_FALSE(field_matches(user, "name", "Grace"));
   CHECK(field_matches(user, "age", 21));
@@ -75,6 +75,11 @@ TEST_CASE("top-level keys compare under nlohmann::json equality", "[filter]") {
   CHECK_FALSE(field_matches(user, "age", "21"));  // "21" != 21
   CHECK(field_matches(user, "score", 2.5));
   CHECK(field_matches(user, "tags", aurora::Value{"math", "poet"}));
+  // nlohmann's operator== casts the unsigned side: 2^64-1 would "equal" -1, as $eq never does.
+  const aurora::Document big = {{"n", std::numeric_limits<std::uint64_t>::max()}};
+  CHECK_FALSE(field_matches(big, "n", -1));
+  CHECK(field_matches(big, "n", std::numeric_limits<std::uint64_t>::max()));
+  CHECK(field_matches({{"n", -1}}, "n", -1));
 }
 
 TEST_CASE("a missing field never matches and null matches only a stored null", "[filter]") {

@@ -5,6 +5,7 @@
 #include <aurora/change_event.hpp>
 #include <aurora/detail/durable.hpp>
 #include <aurora/detail/hub.hpp>
+#include <aurora/detail/json_compare.hpp>
 #include <aurora/detail/storable.hpp>
 #include <aurora/detail/string_map.hpp>
 #include <aurora/detail/subscriber.hpp>
@@ -160,7 +161,9 @@ class BasicDatabase {
   }
 
   /// Applies `patch` to document `id` as an RFC 7386 JSON merge patch: given fields overwrite,
-  /// `null` removes, others stay. Publishes an Update, or nothing when the document is unchanged.
+  /// `null` removes, others stay. Publishes an Update, or nothing when the document is unchanged:
+  /// the same keys and values, numbers compared exactly (`21` to `21.0` is no change; `-1` to
+  /// `18446744073709551615`, or `2^53 + 1` to the double `2^53`, is one).
   ///
   /// Errors: `invalid_document` if `patch` is not a storable JSON object (as for `insert`);
   /// `not_found` if the collection was never written or `id` is not present.
@@ -172,8 +175,8 @@ class BasicDatabase {
     scope.commit();
   }
 
-  /// Replaces document `id` with `doc`. Publishes an Update, or nothing when `doc` equals the
-  /// stored document.
+  /// Replaces document `id` with `doc`. Publishes an Update, or nothing when `doc` is the stored
+  /// document unchanged (as for `update`).
   ///
   /// Errors: `invalid_document` if `doc` is not a storable JSON object (as for `insert`);
   /// `not_found` if the collection was never written or `id` is not present.
@@ -498,13 +501,13 @@ class BasicDatabase {
       DocumentPtr& stored = find_existing(collection, id, "update");
       Document updated = *stored;
       updated.merge_patch(patch);
-      if (updated == *stored) return;
+      if (detail::json_same_value(updated, *stored)) return;
       change(collection, id, stored, std::move(updated));
     }
 
     void apply_replace(std::string_view collection, std::string_view id, Document& doc) {
       DocumentPtr& stored = find_existing(collection, id, "replace");
-      if (doc == *stored) return;
+      if (detail::json_same_value(doc, *stored)) return;
       change(collection, id, stored, std::move(doc));
     }
 

@@ -19,8 +19,8 @@
 
 namespace aurora {
 
-/// Matches when the document has `field` and it equals `value` under `nlohmann::json`
-/// equality (`21 == 21.0`, `"21" != 21`; `null` matches only a stored null).
+/// Matches when the document has `field` and it equals `value` under JSON equality, as `$eq`
+/// (`21 == 21.0`, `"21" != 21`, integers compared exactly; `null` matches only a stored null).
 ///
 /// `field` is a top-level key, a dotted path into nested objects (`"address.city"`; dots always
 /// split and walk objects only), or, when it starts with `/`, an RFC 6901 JSON Pointer
@@ -51,8 +51,9 @@ struct EventFilter {
   std::vector<FieldFilter> field_filters{};  ///< all must match
   std::optional<Query> where{};              ///< a predicate the document must satisfy
   /// An Update passes only if one of these paths (as for `FieldFilter`) differs between
-  /// `old_document` and `document` (present vs missing counts; an empty or malformed path never
-  /// differs). Insert and Delete pass. With `transitions`, it filters only `change` transitions.
+  /// `old_document` and `document` under JSON equality, as `$eq` (present vs missing counts; an
+  /// empty or malformed path never differs). Insert and Delete pass. With `transitions`, it
+  /// filters only `change` transitions.
   /// Empty: no condition.
   std::vector<std::string> changed{};
   bool transitions = false;  ///< also deliver Updates that take a document out of the view
@@ -142,7 +143,7 @@ class compiled_filter {
     if (never_) return false;
     for (const auto& [path, value] : conditions_) {
       const nlohmann::json* found = path.find(doc);
-      if (found == nullptr || !(*found == value)) return false;
+      if (found == nullptr || !detail::json_equal(*found, value)) return false;
     }
     return !where_ || where_->matches(doc);
   }

@@ -1,8 +1,9 @@
-// json_compare: exact equality and MongoDB-style ordering of JSON values, for queries.
+// json_compare: exact equality and MongoDB-style ordering of JSON values, for queries and writes.
 #pragma once
 
 #include <aurora/value.hpp>
 
+#include <cmath>
 #include <compare>
 #include <cstddef>
 #include <cstdint>
@@ -53,14 +54,38 @@ inline std::partial_ordering compare_values(const nlohmann::json& a, const nlohm
   return std::partial_ordering::unordered;
 }
 
-// JSON equality as nlohmann::json's operator== (so 21 == 21.0, NaN equals nothing, a discarded
-// value equals nothing), except that integers compare exactly (compare_numbers). Recurses into
-// arrays and objects at most `levels` deep; deeper values (never stored: max_document_depth)
-// compare unequal, so a hostile depth cannot overflow the stack. Never throws or allocates.
-inline bool json_equal(const nlohmann::json& a, const nlohmann::json& b,
-                       std::size_t levels = max_document_depth) noexcept {
+// Whether integer `i` and the double `d` are the same number, exactly (nlohmann's == and
+// compare_numbers compare them as doubles, so 2^53 + 1 "equals" 2^53 there).
+inline bool integer_is_double(const nlohmann::json& i, double d) noexcept {
+  if (!std::isfinite(d) || std::trunc(d) != d) return false;
+  if (d < 0) {
+    if (d < -9223372036854775808.0 || !i.is_number_integer()) return false;
+    return *i.get_ptr<const std::int64_t*>() == static_cast<std::int64_t>(d);
+  }
+  if (d >= 18446744073709551616.0) return false;
+  const auto u = static_cast<std::uint64_t>(d);  // d is integral and in [0, 2^64): exact
+  if (i.is_number_unsigned()) return *i.get_ptr<const std::uint64_t*>() == u;
+  const std::int64_t x = *i.get_ptr<const std::int64_t*>();
+  return x >= 0 && static_cast<std::uint64_t>(x) == u;
+}
+
+// How json_equal_as compares numbers: as queries do (compare_numbers: integers exactly, with a
+// floating side as doubles), or exactly (an integer and a double are equal only when they are
+// the same number, so 21 == 21.0 but 2^53 + 1 != 2^53 as a double).
+enum class number_equality { as_queries, exact };
+
+template <number_equality Numbers>
+bool json_equal_as(const nlohmann::json& a, const nlohmann::json& b, std::size_t levels) noexcept {
   using value_t = nlohmann::json::value_t;
-  if (a.is_number() || b.is_number()) return std::is_eq(compare_numbers(a, b));
+  if (a.is_number() || b.is_number()) {
+    if constexpr (Numbers == number_equality::exact) {
+      if (a.is_number_float() != b.is_number_float() && a.is_number() && b.is_number()) {
+        return a.is_number_float() ? integer_is_double(b, *a.get_ptr<const double*>())
+                                   : integer_is_double(a, *b.get_ptr<const double*>());
+      }
+    }
+    return std::is_eq(compare_numbers(a, b));
+  }
   if (a.type() != b.type()) return false;
   switch (a.type()) {
     case value_t::null: return true;
@@ -71,7 +96,7 @@ inline bool json_equal(const nlohmann::json& a, const nlohmann::json& b,
       const auto& y = *b.get_ptr<const nlohmann::json::array_t*>();
       if (levels == 0 || x.size() != y.size()) return false;
       for (std::size_t i = 0; i < x.size(); ++i) {
-        if (!json_equal(x[i], y[i], levels - 1)) return false;
+        if (!json_equal_as<Numbers>(x[i], y[i], levels - 1)) return false;
       }
       return true;
     }
@@ -81,13 +106,29 @@ inline bool json_equal(const nlohmann::json& a, const nlohmann::json& b,
       const auto& y = *b.get_ptr<const nlohmann::json::object_t*>();
       if (levels == 0 || x.size() != y.size()) return false;
       for (auto i = x.begin(), j = y.begin(); i != x.end(); ++i, ++j) {
-        if (i->first != j->first || !json_equal(i->second, j->second, levels - 1)) return false;
+        if (i->first != j->first || !json_equal_as<Numbers>(i->second, j->second, levels - 1)) return false;
       }
       return true;
     }
     case value_t::binary: return a == b;
     default: return false;  // discarded
   }
+}
+
+// JSON equality as nlohmann::json's operator== (so 21 == 21.0, NaN equals nothing, a discarded
+// value equals nothing), except that integers compare exactly (compare_numbers). Recurses into
+// arrays and objects at most `levels` deep; deeper values (never stored: max_document_depth)
+// compare unequal, so a hostile depth cannot overflow the stack. Never throws or allocates.
+inline bool json_equal(const nlohmann::json& a, const nlohmann::json& b,
+                       std::size_t levels = max_document_depth) noexcept {
+  return json_equal_as<number_equality::as_queries>(a, b, levels);
+}
+
+// json_equal with every number compared exactly: what tells an update or replace that changes
+// nothing (21 to 21.0 changes nothing; -1 to 2^64-1, or 2^53 + 1 to the double 2^53, does).
+inline bool json_same_value(const nlohmann::json& a, const nlohmann::json& b,
+                            std::size_t levels = max_document_depth) noexcept {
+  return json_equal_as<number_equality::exact>(a, b, levels);
 }
 
 }  // namespace aurora::detail
