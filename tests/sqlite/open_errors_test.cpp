@@ -90,6 +90,24 @@ TEST_CASE("an SQLite database of another application is not an Aurora database",
   CHECK_FALSE(std::ifstream(path + "-wal").good());
 }
 
+TEST_CASE("an SQLite database of another application without tables is not taken over either", "[sqlite][open]") {
+  // A file with only a view, or only a user_version, is somebody's: "no tables" is not "new".
+  temp_dir dir;
+  const std::string with_view = dir.file("view.db");
+  raw_sql(with_view, "CREATE VIEW answers AS SELECT 42 AS answer;");
+  std::string what = open_error(with_view);
+  INFO(what);
+  CHECK_THAT(what, Catch::Contains("not an Aurora database") && Catch::Contains("schema objects: 1"));
+  raw_sql(with_view, "SELECT * FROM answers");
+  CHECK_FALSE(std::ifstream(with_view + "-wal").good());
+
+  const std::string with_version = dir.file("version.db");
+  raw_sql(with_version, "PRAGMA user_version=7;");
+  what = open_error(with_version);
+  INFO(what);
+  CHECK_THAT(what, Catch::Contains("not an Aurora database") && Catch::Contains("user_version 7"));
+}
+
 TEST_CASE("an empty file becomes a new database", "[sqlite][open]") {
   temp_dir dir;
   const std::string path = dir.file("empty");

@@ -317,6 +317,8 @@ class Storage {
     const std::int64_t app_id = query_int("PRAGMA application_id", "read application_id");
     const std::int64_t version = query_int("PRAGMA user_version", "read user_version");
     const std::vector<std::string> tables = table_names();
+    // Tables, indexes, views and triggers: a file that holds any of them is somebody's.
+    const std::int64_t objects = query_int("SELECT count(*) FROM sqlite_schema", "read the schema");
     bool fresh = false;
     if (app_id == application_id) {
       if (version > format_version) {
@@ -330,16 +332,16 @@ class Storage {
                                                "' of an Aurora database is missing");
         }
       }
-    } else if (app_id == 0 && tables.empty()) {
+    } else if (app_id == 0 && version == 0 && objects == 0) {
       fresh = true;
     } else {
       std::string listed;
       for (const auto& t : tables) listed += (listed.empty() ? "" : ", ") + t;
-      throw error(errc::storage_error, "open '" + path_ +
-                                           "': not an Aurora database: an SQLite database of another application "
-                                           "(application_id " +
-                                           std::to_string(app_id) + ", tables: " + (listed.empty() ? "none" : listed) +
-                                           ")");
+      throw error(
+          errc::storage_error,
+          "open '" + path_ + "': not an Aurora database: an SQLite database of another application (application_id " +
+              std::to_string(app_id) + ", user_version " + std::to_string(version) +
+              ", tables: " + (listed.empty() ? "none" : listed) + ", schema objects: " + std::to_string(objects) + ")");
     }
 
     const std::string mode = query_text("PRAGMA journal_mode=WAL", "set journal_mode=WAL");

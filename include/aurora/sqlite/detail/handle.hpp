@@ -416,8 +416,11 @@ class statement {
       check(sqlite3_bind_int64(s_.stmt_, index, value));
       return *this;
     }
-    run& bind(int index, std::string_view text) {  // not copied: keep it alive until the run ends
-      check(sqlite3_bind_text(s_.stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_STATIC));
+    // Not copied: keep it alive until the run ends. Text longer than SQLite's length limit fails
+    // with SQLITE_TOOBIG (never truncated: the 64-bit call takes the whole length).
+    run& bind(int index, std::string_view text) {
+      check(sqlite3_bind_text64(s_.stmt_, index, text.data(), static_cast<sqlite3_uint64>(text.size()), SQLITE_STATIC,
+                                SQLITE_UTF8));
       return *this;
     }
     run& bind_null(int index) {
