@@ -117,6 +117,28 @@ void insert_n(Database& db, int n, const std::string& collection = "orders") {
   for (int i = 0; i < n; ++i) db.insert(collection, {{"i", i}});
 }
 
+// Sets Redis's `maxmemory` (with no eviction, 1 refuses every write with OOM).
+asio::awaitable<void> set_maxmemory(connection& c, std::string bytes) {
+  const command config{"CONFIG", "SET", "maxmemory", std::move(bytes)};
+  const reply r = co_await call(c, config);
+  REQUIRE_FALSE(r.is_error());
+}
+
+// The feed of `db` whose first subscribe throws storage_error, as a DurableDatabase's does when its
+// change log cannot be read.
+class failing_once_feed final : public aurora::redis::detail::feed_source {
+ public:
+  explicit failing_once_feed(Database& db) : db_(db) {}
+  aurora::Subscription subscribe(Start start) override {
+    if (++calls_ == 1) throw aurora::error(errc::storage_error, "subscribe: reading the change log failed (test)");
+    return db_.subscribe_global(std::nullopt, start);
+  }
+
+ private:
+  Database& db_;
+  int calls_ = 0;
+};
+
 // How many events the kill -9 test streams: AURORA_BRIDGE_KILL_EVENTS, else 100,000 (20,000 under
 // ThreadSanitizer, which is ~10 times slower).
 std::uint64_t kill_test_events() {
@@ -459,6 +481,86 @@ TEST_CASE("bridge: a lagging bridge subscription is reported with the numbers, t
     bridge.stop();
     global.unsubscribe();
     orders.unsubscribe();
+  });
+}
+
+TEST_CASE("bridge: after a refused batch, the next attempt writes every event the database still holds",
+          "[redis][bridge]") {
+  // The first batch, 1..3, skips event 2 (not UTF-8: no stream entry can hold it) and Redis
+  // refuses it (OOM). The next session reads 1..3 again: the gap that 2 left in the refused
+  // batch must not make event 1's collection entry name a `prev` above 1, which lost event 1 too.
+  auto server = start_redis_or_skip();
+  if (!server) return;
+  run_test([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    Database db;
+    db.insert("orders", "a", {{"i", 1}});
+    db.insert("orders", "b", {{"s", std::string("\xff")}});
+    db.insert("orders", "c", {{"i", 3}});
+    auto c = co_await client_of(*server);
+    co_await set_maxmemory(*c, "1");
+    std::vector<BridgeError> errors;
+    BridgeOptions o = bridge_options(*server, errors);
+    bool healing = false;
+    o.on_error = [&errors, &c, &healing, ex](const BridgeError& e) {
+      errors.push_back(e);
+      if (e.code == aurora::redis::connection_error::server_error && !healing) {
+        healing = true;
+        asio::co_spawn(ex, set_maxmemory(*c, "0"), asio::detached);
+      }
+    };
+    Bridge bridge{ex, db, o};
+    bridge.start();
+    REQUIRE(co_await bridge.wait_written(3));
+    bridge.stop();
+    bool refused = false;
+    for (const BridgeError& e : errors) {
+      INFO(e.message);
+      if (e.code == aurora::redis::connection_error::server_error) {
+        refused = true;
+        continue;
+      }
+      CHECK(e.code == errc::invalid_document);  // event 2, each time a session reads it
+      CHECK(e.after == 1);
+      CHECK(e.missed == 1);
+      CHECK(e.resumed_at == 3);
+    }
+    CHECK(refused);
+
+    RemoteSubscription global{ex, remote_options(*server), "", std::nullopt, Start::after(0)};
+    co_await expect_sequence(global, 1);
+    co_await expect_error(global, RecvError{errc::lagged, 1});
+    co_await expect_sequence(global, 3);
+    RemoteSubscription orders{ex, remote_options(*server), "orders", std::nullopt, Start::after(0)};
+    co_await expect_sequence(orders, 1);
+    co_await expect_error(orders, RecvError{errc::lagged, 1});
+    co_await expect_sequence(orders, 3);
+    global.unsubscribe();
+    orders.unsubscribe();
+  });
+}
+
+TEST_CASE("bridge: a database error while subscribing is reported and retried, not the end of the bridge",
+          "[redis][bridge]") {
+  auto server = start_redis_or_skip();
+  if (!server) return;
+  run_test([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    using aurora::redis::detail::bridge_runner;
+    Database db;
+    insert_n(db, 1);
+    std::vector<BridgeError> errors;
+    auto runner =
+        std::make_shared<bridge_runner>(ex, std::make_unique<failing_once_feed>(db), bridge_options(*server, errors));
+    runner->claim();  // as Bridge::start()
+    asio::co_spawn(ex, bridge_runner::run(runner), asio::detached);
+    REQUIRE(co_await bridge_runner::wait_written(runner, 1));
+    runner->stop();
+    REQUIRE(errors.size() == 1);
+    INFO(errors[0].message);
+    CHECK(errors[0].code == errc::storage_error);
+    CHECK_THAT(errors[0].message, Catch::Contains("reading the change log failed (test)"));
+    CHECK(errors[0].attempt == 1);
+    CHECK_FALSE(errors[0].fatal);
+    CHECK(runner->stats().failures == 1);
   });
 }
 

@@ -360,7 +360,10 @@ class bridge_runner : public std::enable_shared_from_this<bridge_runner> {
         } else if (e.code() == errc::invalid_argument) {
           mismatch = true;
         } else {
-          throw;
+          // A durable database that could not read its change log (storage_error): a failed
+          // attempt like a lost connection, reported and retried after a backoff.
+          throw boost::system::system_error(e.code(),
+                                            context(std::string("subscribing to the database failed: ") + e.what()));
         }
       }
     }
@@ -378,6 +381,9 @@ class bridge_runner : public std::enable_shared_from_this<bridge_runner> {
       throw aurora::error(errc::invalid_argument, message);
     }
     taken_ = last;
+    // Gaps met after the last batch Redis took lie in events this session reads again: they are
+    // noted again if they recur. (Above `last` they would make a `prev` above an event's sequence.)
+    gap_floor_ = std::min(written_gap_floor_, last);
     prev_.clear();
     prev_[global_key_] = last;
     written_.store(last > written_.load() ? last : written_.load());
@@ -563,6 +569,7 @@ class bridge_runner : public std::enable_shared_from_this<bridge_runner> {
     }
     duplicates_.fetch_add(already_there);
     failures_ = 0;
+    written_gap_floor_ = gap_floor_;
     written_.store(last);
     progress_.cancel();
   }
@@ -589,6 +596,7 @@ class bridge_runner : public std::enable_shared_from_this<bridge_runner> {
   std::uint64_t taken_ = 0;                    // the last sequence taken from the feed (or resumed after)
   std::optional<std::uint64_t> pending_gap_;   // resumed from oldest() after history_lost past this
   std::uint64_t gap_floor_ = 0;                // the end of the last gap: the least `prev` of collection entries
+  std::uint64_t written_gap_floor_ = 0;        // gap_floor_ when Redis took the last batch
   std::size_t failures_ = 0;                   // consecutive failures
 
   std::atomic<std::uint64_t> written_{0};
