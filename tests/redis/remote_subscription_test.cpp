@@ -6,6 +6,7 @@
 #include <aurora/filter.hpp>
 #include <aurora/recv_result.hpp>
 #include <aurora/redis/error.hpp>
+#include <aurora/redis/event_codec.hpp>
 #include <aurora/redis/remote_subscription.hpp>
 #include <aurora/start.hpp>
 
@@ -20,6 +21,7 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -83,6 +85,28 @@ asio::awaitable<void> wait_blocked_clients(connection& c, int n) {
     if (r.text.find(wanted) != std::string::npos) co_return;
   }
   FAIL("no client blocked on the server");
+}
+
+// RESP of an XREAD reply holding `entry` of the stream `key`.
+std::string xread_reply(const std::string& key, const aurora::redis::StreamEntry& entry) {
+  const auto bulk = [](const std::string& text) { return "$" + std::to_string(text.size()) + "\r\n" + text + "\r\n"; };
+  std::string fields = "*" + std::to_string(2 * entry.fields.size()) + "\r\n";
+  for (const auto& [field, value] : entry.fields) fields += bulk(field) + bulk(value);
+  return "*1\r\n*2\r\n" + bulk(key) + "*1\r\n*2\r\n" + bulk(entry.id) + fields;
+}
+
+// Answers one connection after another, each with the next of `responses`.
+asio::awaitable<void> serve_in_turn(fake_server& fake, std::vector<std::string> responses) {
+  for (std::string& response : responses) co_await fake.serve(std::move(response), false);
+}
+
+RemoteOptions fake_options(const fake_server& fake, std::size_t attempts) {
+  RemoteOptions o;
+  o.endpoint = aurora::redis::Endpoint::tcp("127.0.0.1", fake.port());
+  o.reconnect_delay = 1ms;
+  o.max_reconnect_delay = 4ms;
+  o.max_reconnect_attempts = attempts;
+  return o;
 }
 
 }  // namespace
@@ -533,6 +557,68 @@ TEST_CASE("remote: gives up after max_reconnect_attempts, says why, and tries ag
         CHECK_THAT(e.what(), Catch::Contains(options.endpoint.to_string()));
       }
     }
+  });
+}
+
+TEST_CASE("remote: a Redis that answers but is not ready yet (LOADING after a restart) is retried", "[redis][remote]") {
+  const std::string loading = "-LOADING Redis is loading the dataset in memory\r\n";
+  SECTION("the receive gets the entry once Redis is ready") {
+    run_test([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+      aurora::ChangeEvent ev;
+      ev.sequence = 1;
+      ev.commit = 1;
+      ev.collection = "orders";
+      ev.document_id = "a";
+      ev.operation = OperationType::Insert;
+      ev.document = std::make_shared<const aurora::Document>(aurora::Document{{"i", 1}});
+      fake_server fake(ex);
+      asio::co_spawn(ex,
+                     serve_in_turn(fake, {loading, "-BUSY Redis is busy running a script.\r\n",
+                                          xread_reply("aurora:*", aurora::redis::encode_entry(ev, 0))}),
+                     asio::detached);
+      RemoteSubscription sub{ex, fake_options(fake, 3), "", std::nullopt, Start::after(0)};
+      const RecvResult r = co_await sub.recv();
+      REQUIRE(r.has_value());
+      CHECK(r->sequence == 1);
+      CHECK(r->document_id == "a");
+      sub.unsubscribe();
+    });
+  }
+  SECTION("after max_reconnect_attempts it gives up with try_again, saying why") {
+    run_test([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+      fake_server fake(ex);
+      asio::co_spawn(ex, serve_in_turn(fake, {loading, loading}), asio::detached);
+      RemoteSubscription sub{ex, fake_options(fake, 2), "", std::nullopt, Start::after(0)};
+      try {
+        (void)co_await sub.recv();
+        FAIL("no error");
+      } catch (const boost::system::system_error& e) {
+        CHECK(e.code() == asio::error::try_again);
+        CHECK_THAT(e.what(), Catch::Contains("gave up after 2 failed attempts") &&
+                                 Catch::Contains("Redis is not ready: LOADING Redis is loading"));
+      }
+    });
+  }
+}
+
+TEST_CASE("remote: a batch larger than max_reply_bytes is fetched in smaller ones, never as a failure",
+          "[redis][remote]") {
+  auto server = start_redis_or_skip();
+  if (!server) return;
+  run_test([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    auto c = co_await client_of(*server);
+    stream_writer writer(*c);
+    for (std::uint64_t s = 1; s <= 10; ++s) {
+      aurora::ChangeEvent ev = make_event(s);
+      ev.document = std::make_shared<const aurora::Document>(aurora::Document{{"pad", std::string(300, 'x')}});
+      co_await writer.write(ev);
+    }
+    RemoteOptions o = options_for(*server);
+    o.max_reply_bytes = 1024;      // one entry (about 450 bytes) fits, the default COUNT 256 does not
+    o.max_reconnect_attempts = 1;  // any failed attempt would throw
+    RemoteSubscription sub{ex, o, "", std::nullopt, Start::after(0)};
+    for (std::uint64_t s = 1; s <= 10; ++s) co_await expect_event(sub, s);
+    sub.unsubscribe();
   });
 }
 

@@ -40,7 +40,9 @@ struct RemoteOptions {
   /// gives up and throws; 0 never gives up. The next `recv` starts counting again.
   std::size_t max_reconnect_attempts = 10;
 
-  /// The most bytes one reply may take; at least 1024.
+  /// The most bytes one reply may take; at least 1024. A larger reply to an XREAD is dropped
+  /// (the connection is closed) and the next XREAD asks for half as many entries (growing back
+  /// after full batches that fit); only a single entry larger than this is a failed attempt.
   std::size_t max_reply_bytes = std::size_t{64} * 1024 * 1024;
 };
 

@@ -52,10 +52,12 @@ namespace aurora::redis {
 /// reported once; the subscription then goes on with the oldest entry still held.
 ///
 /// Connection loss: the subscription reconnects with exponential backoff (`RemoteOptions`) and
-/// reads on after the last entry it fetched, so nothing is lost or repeated. After
-/// `max_reconnect_attempts` consecutive failures a receive throws `boost::system::system_error`
-/// (the last socket error, with a message naming the endpoint and stream); the next receive
-/// tries again.
+/// reads on after the last entry it fetched, so nothing is lost or repeated. A Redis that
+/// answers but is not ready (`LOADING` its data after a restart, `BUSY`, `TRYAGAIN`,
+/// `MASTERDOWN`, `CLUSTERDOWN`) counts as a failed attempt too. After `max_reconnect_attempts`
+/// consecutive failures a receive throws `boost::system::system_error` (the last socket error, or
+/// `asio::error::try_again` for a Redis not ready, with a message naming the endpoint and
+/// stream); the next receive tries again.
 ///
 /// Thread safety: distinct objects are independent. One object is used from one coroutine (or
 /// strand) at a time, like an Asio socket, and that coroutine should run on the executor given
@@ -118,7 +120,8 @@ class RemoteSubscription {
   /// Errors: throws `aurora::error(errc::invalid_document)` for an entry that is not an Aurora
   /// event (the message names the entry and what is wrong; the next receive goes on after it);
   /// `boost::system::system_error` with `connection_error::server_error` when Redis answers with
-  /// an error (e.g. WRONGTYPE: the key is not a stream), `connection_error::protocol_error` for a
+  /// an error that is not a "not ready" one (e.g. WRONGTYPE: the key is not a stream),
+  /// `connection_error::protocol_error` for a
   /// reply Redis would not send, or the last socket error after `max_reconnect_attempts` failed
   /// attempts; `aurora::error(errc::invalid_argument)` when another receive of this
   /// subscription is pending.

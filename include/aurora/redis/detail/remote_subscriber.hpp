@@ -34,6 +34,7 @@
 #include <cstdint>
 #include <deque>
 #include <exception>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <span>
@@ -198,26 +199,30 @@ class remote_subscriber : public std::enable_shared_from_this<remote_subscriber>
       if (closed_.load()) co_return;
     }
     std::exception_ptr failure;
+    bool too_large = false;
     std::optional<reply> r;
     try {
       if (conn_.pending_replies() == 0) {
-        const command xread{"XREAD",
-                            "COUNT",
-                            std::to_string(options_.batch),
-                            "BLOCK",
-                            std::to_string(options_.block.count()),
-                            "STREAMS",
-                            key_,
-                            cursor_};
+        const command xread{
+            "XREAD", "COUNT", std::to_string(count_), "BLOCK", std::to_string(options_.block.count()), "STREAMS",
+            key_,    cursor_};
         co_await conn_.send(std::span<const command>(&xread, 1));
       }
       r = co_await conn_.receive();
-    } catch (const boost::system::system_error&) {
+    } catch (const boost::system::system_error& e) {
       failure = std::current_exception();
+      too_large = e.code() == connection_error::reply_too_large;
+    }
+    if (r && not_ready(*r)) {
+      failure = std::make_exception_ptr(boost::system::system_error(
+          boost::asio::error::try_again, context("XREAD on \"" + key_ + "\": Redis is not ready: " + r->text)));
+      r.reset();
     }
     if (r) {
       failures_ = 0;
-      absorb(*r);
+      const std::size_t fetched = absorb(*r);
+      // A full batch that fit: grow back towards `batch`, by an eighth at a time.
+      if (fetched == count_ && count_ < options_.batch) count_ = std::min(options_.batch, count_ + (count_ + 7) / 8);
       co_return;
     }
     if (closed_.load()) co_return;
@@ -225,7 +230,23 @@ class remote_subscriber : public std::enable_shared_from_this<remote_subscriber>
     if (cancel.cancelled() != boost::asio::cancellation_type::none) std::rethrow_exception(failure);
     // The connection is lost (the connection closed itself): the next round reconnects.
     conn_.close();
+    if (too_large && count_ > 1) {
+      // Not a failure of Redis: ask for half as many entries at once (one entry larger than
+      // max_reply_bytes is the failure).
+      count_ /= 2;
+      co_return;
+    }
     note_failure(failure);
+  }
+
+  // True for an error reply saying that Redis cannot answer yet but will: loading its data after a
+  // restart, running a script, a cluster or replica not ready. Retried like a lost connection.
+  static bool not_ready(const reply& r) {
+    if (!r.is_error()) return false;
+    for (const std::string_view prefix : {"LOADING ", "BUSY ", "TRYAGAIN ", "MASTERDOWN ", "CLUSTERDOWN "}) {
+      if (r.text.starts_with(prefix)) return true;
+    }
+    return false;
   }
 
   // Connects, with exponential backoff after failures, and fixes the start position on the first
@@ -310,6 +331,10 @@ class remote_subscriber : public std::enable_shared_from_this<remote_subscriber>
       case Start::Kind::now: {
         const std::vector<command> commands{{"EXISTS", key_}, {"XINFO", "STREAM", key_}};
         const std::vector<reply> replies = co_await conn_.pipeline(commands);
+        for (const reply& r : replies) {
+          if (not_ready(r))
+            throw boost::system::system_error(boost::asio::error::try_again, "Redis is not ready: " + r.text);
+        }
         if (replies[0].kind == reply_kind::integer && replies[0].integer == 0) {
           cursor_ = "0-0";  // no stream yet: everything it will hold is new
           last_sequence_.reset();
@@ -330,7 +355,8 @@ class remote_subscriber : public std::enable_shared_from_this<remote_subscriber>
 
   // Adds the entries of an XREAD reply to the buffer, each preceded by a gap item when entries
   // went missing before it. The cursor advances past every entry, malformed ones included.
-  void absorb(const reply& r) {
+  // Returns how many entries the reply held.
+  std::size_t absorb(const reply& r) {
     std::vector<StreamEntry> entries;
     try {
       entries = stream_entries(r, key_);
@@ -369,6 +395,7 @@ class remote_subscriber : public std::enable_shared_from_this<remote_subscriber>
       last_sequence_ = sequence;
       buffer_.push_back(item{std::make_shared<const ChangeEvent>(std::move(decoded.event)), RecvError{}, nullptr});
     }
+    return entries.size();
   }
 
   RemoteOptions options_;
@@ -388,6 +415,7 @@ class remote_subscriber : public std::enable_shared_from_this<remote_subscriber>
   std::optional<std::uint64_t> last_sequence_;  // the sequence before the next entry; unknown: no gap check
   std::deque<item> buffer_;                     // fetched, not yet delivered
   std::size_t failures_ = 0;                    // consecutive failed attempts to connect or read
+  std::size_t count_ = options_.batch;          // XREAD COUNT: less after a reply too large
   boost::system::error_code last_failure_;      // and what the last one was
   std::string last_failure_what_;
 };
