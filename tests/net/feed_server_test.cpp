@@ -554,6 +554,41 @@ TEST_CASE("a client that still does not read is disconnected", "[net][feed][safe
   w.run(slow_is_dropped(w));
 }
 
+// Subscribes with a snapshot and unsubscribes `pairs` times without reading a reply, then reads
+// until the server closes the connection.
+asio::awaitable<void> snapshot_flood(world& w) {
+  const std::string payload(std::size_t{100} * 1024, 'p');
+  w.db.insert("docs", json{{"p", payload}});
+  auto ws = co_await connect(w);
+  constexpr int pairs = 200;  // 20 MB of snapshots: more than the sockets' buffers hold
+  for (int i = 0; i < pairs; ++i) {
+    co_await send(*ws, R"({"op":"subscribe","id":"a","collection":"docs","snapshot":true})");
+    co_await send(*ws, R"({"op":"unsubscribe","id":"a"})");
+  }
+  // The server stopped reading once the queue was full; the client is cut off after
+  // slow_client_timeout. (Before, it read every request and queued all 200 snapshots.)
+  co_await until([&] { return w.server.connection_count() == 0; });
+  int snapshots = 0;
+  for (;;) {
+    beast::flat_buffer buffer;
+    auto [ec, n] = co_await ws->async_read(buffer, asio::as_tuple(asio::use_awaitable));
+    (void)n;
+    if (ec) break;
+    ++snapshots;
+  }
+  CHECK(snapshots < pairs);
+}
+
+TEST_CASE("a client that sends requests without reading the replies stays within the queue limits",
+          "[net][feed][safety]") {
+  // No idle timeout to end it: without the limit on reading, the connection would stay open with
+  // every snapshot queued, and the run would time out.
+  world w(FeedServerOptions{.max_queued_bytes = std::size_t{64} * 1024,
+                            .slow_client_timeout = std::chrono::milliseconds(200),
+                            .idle_timeout = std::chrono::hours(1)});
+  w.run(snapshot_flood(w), std::chrono::seconds(30));
+}
+
 asio::awaitable<void> many_cycles(world& w) {
   for (int i = 0; i < 1000; ++i) {
     auto ws = co_await connect(w);

@@ -94,7 +94,9 @@ struct FeedServerOptions {
   /// further events are dropped and counted, and the client gets `lagged` with the count once
   /// it reads again (see `slow_client_timeout`).
   std::size_t max_queued_messages = 1024;
-  /// Bytes of server messages one connection may have waiting (a snapshot is always queued).
+  /// Bytes of server messages one connection may have waiting (a snapshot is always queued). While
+  /// either limit is reached, the connection's next client message is not read; a client that
+  /// stays so for `slow_client_timeout` is disconnected.
   std::size_t max_queued_bytes = std::size_t{16} * 1024 * 1024;
   /// How long a connection may stay behind (dropping events) before it is disconnected.
   std::chrono::milliseconds slow_client_timeout{10'000};
@@ -472,6 +474,7 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
         opts_(server_->options),
         ws_(std::move(socket)),
         wake_(ws_.get_executor()),
+        room_(ws_.get_executor()),
         slow_timer_(ws_.get_executor()),
         stop_timer_(ws_.get_executor()) {}
 
@@ -626,6 +629,17 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
     asio::co_spawn(ws_.get_executor(), write_loop(shared_from_this()), asio::detached);
     beast::flat_buffer in;
     for (;;) {
+      // While the queue is full, the client's next message waits unread: a client that sends
+      // requests without reading what they make (snapshots, errors) stays within the limits, and
+      // is disconnected if it stays so for slow_client_timeout.
+      while (queue_full() && !closing_ && !finished_) {
+        room_.expires_at(asio::steady_timer::time_point::max());
+        reader_waiting_ = true;
+        arm_slow_timer();
+        auto [woken] = co_await room_.async_wait(asio::as_tuple(asio::use_awaitable));
+        reader_waiting_ = false;
+        (void)woken;  // cancelled: there is room, or the connection ends
+      }
       in.consume(in.size());
       auto [rec, n] = co_await ws_.async_read(in, asio::as_tuple(asio::use_awaitable));
       (void)n;
@@ -684,7 +698,7 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
       if (req.snapshot) {
         Watch w = server_->source.watch(req);
         std::string text_out = snapshot_message(req.id, w.snapshot, server_->source.database);
-        push(outgoing::message(std::move(text_out)));  // always queued: the view's size bounds it
+        push(outgoing::message(std::move(text_out)));  // always queued: read only with room left
         entry->sub = std::move(w.subscription);
       } else {
         entry->sub = server_->source.subscribe(req);
@@ -731,6 +745,10 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
   bool has_room(std::size_t bytes) const noexcept {
     return queue_.empty() ||
            (queue_.size() < opts_.max_queued_messages && queued_bytes_ + bytes <= opts_.max_queued_bytes);
+  }
+
+  bool queue_full() const noexcept {
+    return queue_.size() >= opts_.max_queued_messages || queued_bytes_ >= opts_.max_queued_bytes;
   }
 
   void push(outgoing item) {
@@ -784,7 +802,7 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
     slow_timer_.async_wait([self = shared_from_this(), generation](boost::system::error_code ec) {
       if (ec || generation != self->slow_generation_) return;
       self->slow_armed_ = false;
-      if (self->behind()) self->abort();  // it did not catch up in time
+      if (self->behind() || self->reader_waiting_) self->abort();  // it did not catch up in time
     });
   }
 
@@ -821,6 +839,10 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
       outgoing item = std::move(queue_.front());
       queue_.pop_front();
       queued_bytes_ -= item.size();
+      if (reader_waiting_ && !queue_full()) {
+        reader_waiting_ = false;
+        room_.cancel();
+      }
       if (item.lagged) {
         if (!item.lagged->active) continue;
         item.text = lagged_message(item.lagged->id, item.lagged->missed);
@@ -843,7 +865,7 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
         abort();
         co_return;
       }
-      if (slow_armed_ && !behind()) disarm_slow_timer();
+      if (slow_armed_ && !behind() && !reader_waiting_) disarm_slow_timer();
     }
   }
 
@@ -859,6 +881,7 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
     if (closing_) return;
     closing_ = true;
     wake_.cancel();
+    room_.cancel();
     stop_timer_.expires_after(std::chrono::seconds(2));
     stop_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
       if (!ec) self->abort();
@@ -870,6 +893,7 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
     closing_ = true;
     beast::get_lowest_layer(ws_).close();
     wake_.cancel();
+    room_.cancel();
   }
 
   void finish() {
@@ -884,6 +908,7 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
     queue_.clear();
     queued_bytes_ = 0;
     wake_.cancel();
+    room_.cancel();
     slow_timer_.cancel();
     stop_timer_.cancel();
     beast::get_lowest_layer(ws_).close();
@@ -894,6 +919,7 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
   const FeedServerOptions& opts_;
   websocket::stream<gather_stream<beast::tcp_stream>> ws_;
   asio::steady_timer wake_;        // the writer waits on it; cancel() wakes it
+  asio::steady_timer room_;        // the reader waits on it while the queue is full
   asio::steady_timer slow_timer_;  // disconnects a client that stays behind
   asio::steady_timer stop_timer_;  // stop(): the close handshake's deadline
   std::map<std::string, std::shared_ptr<sub_entry>, std::less<>> subs_;
@@ -902,6 +928,7 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
   std::uint64_t slow_generation_ = 0;
   bool slow_armed_ = false;
   bool writer_waiting_ = false;  // the writer waits on wake_ (push wakes it only then)
+  bool reader_waiting_ = false;  // the reader waits on room_ (the writer wakes it when there is room)
   bool ws_open_ = false;
   bool closing_ = false;
   bool finished_ = false;
@@ -916,6 +943,12 @@ inline asio::awaitable<void> accept_loop(std::shared_ptr<server_state> state) {
     if (!state->acceptor.is_open()) co_return;
     if (ec) {
       if (ec == asio::error::operation_aborted) co_return;
+      if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space || ec == asio::error::no_memory ||
+          ec == boost::system::errc::too_many_files_open_in_system) {
+        // The connection stays queued, so accepting again at once fails again at once: wait.
+        asio::steady_timer pause(state->executor, std::chrono::milliseconds(100));
+        (void)co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+      }
       continue;  // e.g. a connection reset before it was accepted
     }
     if (state->connection_count() >= state->options.max_connections) {
