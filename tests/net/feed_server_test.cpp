@@ -96,7 +96,7 @@ struct handshake_result {
 };
 
 asio::awaitable<handshake_result> handshake(std::uint16_t port, std::string target, std::string bearer,
-                                            std::string origin) {
+                                            std::string origin, std::string host = {}) {
   tcp::socket socket = co_await dial(port);
   auto ws = std::make_unique<client>(std::move(socket));
   ws->set_option(websocket::stream_base::decorator([bearer, origin](websocket::request_type& req) {
@@ -104,7 +104,7 @@ asio::awaitable<handshake_result> handshake(std::uint16_t port, std::string targ
     if (!origin.empty()) req.set(http::field::origin, origin);
   }));
   websocket::response_type res;
-  const std::string host = "127.0.0.1:" + std::to_string(port);
+  if (host.empty()) host = "127.0.0.1:" + std::to_string(port);
   auto [ec] = co_await ws->async_handshake(res, host, target, asio::as_tuple(asio::use_awaitable));
   handshake_result out;
   out.status = res.result_int();
@@ -429,13 +429,23 @@ TEST_CASE("an Origin outside the allow-list gets 403", "[net][feed][safety]") {
 
 asio::awaitable<void> same_origin(world& w) {
   const std::uint16_t port = w.server.port();
+  const std::string p = std::to_string(port);
   const unsigned st11 = (co_await handshake(port, "/feed", "", "http://evil.example")).status;
   CHECK(st11 == 403);
-  const unsigned st12 = (co_await handshake(port, "/feed", "", "http://127.0.0.1:" + std::to_string(port))).status;
+  const unsigned st12 = (co_await handshake(port, "/feed", "", "http://127.0.0.1:" + p)).status;
   CHECK(st12 == 101);
+  const unsigned st13 = (co_await handshake(port, "/feed", "", "http://localhost:" + p, "localhost:" + p)).status;
+  CHECK(st13 == 101);
+  const unsigned st14 = (co_await handshake(port, "/feed", "", "http://[::1]:" + p, "[::1]:" + p)).status;
+  CHECK(st14 == 101);
+  // DNS rebinding: a page on evil.example whose name now resolves to 127.0.0.1 is "same origin".
+  const unsigned st15 =
+      (co_await handshake(port, "/feed", "", "http://evil.example:" + p, "evil.example:" + p)).status;
+  CHECK(st15 == 403);
 }
 
-TEST_CASE("without an allow-list only the same origin may open the feed, on 127.0.0.1", "[net][feed][safety]") {
+TEST_CASE("without an allow-list only the same origin, on an IP address or localhost, may open the feed",
+          "[net][feed][safety]") {
   world w({});
   CHECK(w.server.local_endpoint().address() == asio::ip::make_address("127.0.0.1"));
   CHECK(w.server.port() != 0);

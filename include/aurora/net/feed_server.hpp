@@ -79,8 +79,10 @@ struct FeedServerOptions {
   /// files are served without it.
   std::string token{};
   /// The browser origins (`Origin` header, e.g. "http://localhost:8080") allowed to open the feed;
-  /// others get HTTP 403. Empty: same origin only (the `Origin` must be http(s)://<Host>). A
-  /// request without `Origin` (not a browser) is allowed either way.
+  /// others get HTTP 403. Empty: same origin only (the `Origin` must be http(s)://<Host>), with a
+  /// Host that is an IP address or `localhost`, so that a page under a name re-pointed at this
+  /// address (DNS rebinding) is refused; list origins with other host names. A request without
+  /// `Origin` (not a browser) is allowed either way.
   std::vector<std::string> allowed_origins{};
   /// When not empty, the directory whose files `GET /...` serves (`/` is `index.html`). Paths with
   /// `..`, dot-files, backslashes or NUL are refused, and so is anything resolving outside it.
@@ -594,7 +596,28 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
     const auto host = req.find(http::field::host);
     if (host == req.end()) return false;
     const std::string_view h = sv(host->value());
+    // A page whose own host name was re-pointed at this address (DNS rebinding) sends its name as
+    // both Host and Origin: without a list, only an IP address or localhost is this server.
+    if (!address_or_localhost(h)) return false;
     return iequals(origin, "http://" + std::string(h)) || iequals(origin, "https://" + std::string(h));
+  }
+
+  // True when the Host header `h` ("name:port", "1.2.3.4:port", "[::1]:port") names an IP address
+  // or localhost.
+  static bool address_or_localhost(std::string_view h) {
+    std::string_view name = h;
+    if (h.starts_with('[')) {
+      const std::size_t end = h.find(']');
+      if (end == std::string_view::npos) return false;
+      boost::system::error_code ec;
+      (void)asio::ip::make_address_v6(std::string(h.substr(1, end - 1)), ec);
+      return !ec;
+    }
+    if (const std::size_t colon = h.rfind(':'); colon != std::string_view::npos) name = h.substr(0, colon);
+    if (iequals(name, "localhost")) return true;
+    boost::system::error_code ec;
+    (void)asio::ip::make_address_v4(std::string(name), ec);
+    return !ec;
   }
 
   // -- WebSocket -------------------------------------------------------------------------------
