@@ -439,8 +439,7 @@ asio::awaitable<void> same_origin(world& w) {
   const unsigned st14 = (co_await handshake(port, "/feed", "", "http://[::1]:" + p, "[::1]:" + p)).status;
   CHECK(st14 == 101);
   // DNS rebinding: a page on evil.example whose name now resolves to 127.0.0.1 is "same origin".
-  const unsigned st15 =
-      (co_await handshake(port, "/feed", "", "http://evil.example:" + p, "evil.example:" + p)).status;
+  const unsigned st15 = (co_await handshake(port, "/feed", "", "http://evil.example:" + p, "evil.example:" + p)).status;
   CHECK(st15 == 403);
 }
 
@@ -756,6 +755,12 @@ TEST_CASE("bad options are refused by start", "[net][feed]") {
   CHECK_THROWS_AS(bad_address.start(), aurora::error);
   FeedServer bad_dir{io.get_executor(), db, {.static_dir = "/nonexistent/aurora"}};
   CHECK_THROWS_AS(bad_dir.start(), aurora::error);
+  FeedServer no_messages{io.get_executor(), db, {.max_message_bytes = 0}};
+  CHECK_THROWS_WITH(no_messages.start(), Catch::Contains("max_message_bytes is 0"));
+  FeedServer no_queue{io.get_executor(), db, {.max_queued_messages = 0}};
+  CHECK_THROWS_WITH(no_queue.start(), Catch::Contains("max_queued_messages is 0"));
+  FeedServer no_bytes{io.get_executor(), db, {.max_queued_bytes = 0}};
+  CHECK_THROWS_WITH(no_bytes.start(), Catch::Contains("max_queued_bytes is 0"));
   FeedServer twice{io.get_executor(), db, {}};
   twice.start();
   CHECK_THROWS_AS(twice.start(), aurora::error);

@@ -1005,7 +1005,8 @@ inline asio::awaitable<void> accept_loop(std::shared_ptr<server_state> state) {
 /// `{"op":"unsubscribe","id":..}`. Server messages: `snapshot` (naming the database, see
 /// `database_id`), `event`, `lagged` and `error` (see `FeedServerOptions` for the limits, the
 /// token and the Origin check). A malformed message gets an `error` message and the connection
-/// stays usable.
+/// stays usable; a text frame that is not UTF-8 is closed by the WebSocket layer with code 1007,
+/// as RFC 6455 requires, and so never reaches the JSON parser.
 ///
 /// Lifetime: the Database must outlive every connection, i.e. until `stop()` was called and the
 /// executor has run the connections to their end (or its context was destroyed).
@@ -1034,7 +1035,8 @@ class FeedServer {
   /// Listens on `options.address`:`options.port` and starts accepting connections.
   ///
   /// Errors: `aurora::error(errc::invalid_argument)` when the address is not an IP address,
-  /// `static_dir` is not a directory, or the server was started before;
+  /// `static_dir` is not a directory, `max_message_bytes`, `max_queued_messages` or
+  /// `max_queued_bytes` is 0, or the server was started before;
   /// `boost::system::system_error` when the socket cannot listen (e.g. the port is taken).
   void start() {
     detail::server_state& s = *state_;
@@ -1045,6 +1047,12 @@ class FeedServer {
     if (ec) {
       throw aurora::error(errc::invalid_argument,
                           "FeedServer: options.address " + detail::quote(s.options.address) + " is not an IP address");
+    }
+    for (const auto& [name, limit] : {std::pair{"max_message_bytes", s.options.max_message_bytes},
+                                      std::pair{"max_queued_messages", s.options.max_queued_messages},
+                                      std::pair{"max_queued_bytes", s.options.max_queued_bytes}}) {
+      // 0 would mean no limit to Beast (max_message_bytes) and no room ever (the queue).
+      if (limit == 0) throw aurora::error(errc::invalid_argument, std::string("FeedServer: options.") + name + " is 0");
     }
     if (!s.options.static_dir.empty()) {
       std::error_code fs_ec;

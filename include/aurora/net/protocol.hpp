@@ -61,7 +61,8 @@ using ClientMessage = std::variant<SubscribeRequest, UnsubscribeRequest, Protoco
 /// The error codes the server sends in `error` messages, besides the ones above and the names of
 /// `aurora::errc` values (`history_lost`, `invalid_argument`) for what the Database refused.
 namespace error_code {
-inline constexpr std::string_view invalid_json = "invalid_json";                      ///< not JSON text (UTF-8)
+/// Not JSON text. (A FeedServer closes a text frame that is not UTF-8 with code 1007 first.)
+inline constexpr std::string_view invalid_json = "invalid_json";
 inline constexpr std::string_view invalid_message = "invalid_message";                ///< JSON, but not a valid message
 inline constexpr std::string_view unknown_op = "unknown_op";                          ///< `"op"` is not known
 inline constexpr std::string_view invalid_filter = "invalid_filter";                  ///< `"filter"` was refused
