@@ -159,6 +159,18 @@ std::string subscribe_after(const std::string& id, const std::string& collection
          R"(,"start":{"after":)" + std::to_string(after) + "}}";
 }
 
+// Reads what arrived before the connection was closed (by the server); returns how many messages.
+asio::awaitable<int> messages_before_close(client& ws) {
+  int count = 0;
+  for (;;) {
+    beast::flat_buffer buffer;
+    auto [ec, n] = co_await ws.async_read(buffer, asio::as_tuple(asio::use_awaitable));
+    (void)n;
+    if (ec) co_return count;
+    ++count;
+  }
+}
+
 // Yields to the io_context until `done()` holds (no timing involved; the test deadline bounds it).
 template <class Pred>
 asio::awaitable<void> until(Pred done) {
@@ -543,15 +555,8 @@ asio::awaitable<void> slow_is_dropped(world& w) {
   }
   // The slow client never reads: the server drops it after slow_client_timeout.
   co_await until([&] { return w.server.connection_count() == 1; });
-  int events = 0;
-  for (;;) {
-    beast::flat_buffer buffer;
-    auto [ec, n] = co_await slow->async_read(buffer, asio::as_tuple(asio::use_awaitable));
-    (void)n;
-    if (ec) break;
-    ++events;
-  }
-  CHECK(events < total);
+  const int received = co_await messages_before_close(*slow);
+  CHECK(received < total);
   // The other one goes on.
   w.db.insert("big", json{{"i", total}});
   json fast_last = co_await next(*fast);
@@ -577,14 +582,7 @@ asio::awaitable<void> snapshot_flood(world& w) {
   // The server stopped reading once the queue was full; the client is cut off after
   // slow_client_timeout. (Before, it read every request and queued all 200 snapshots.)
   co_await until([&] { return w.server.connection_count() == 0; });
-  int snapshots = 0;
-  for (;;) {
-    beast::flat_buffer buffer;
-    auto [ec, n] = co_await ws->async_read(buffer, asio::as_tuple(asio::use_awaitable));
-    (void)n;
-    if (ec) break;
-    ++snapshots;
-  }
+  const int snapshots = co_await messages_before_close(*ws);
   CHECK(snapshots < pairs);
 }
 
