@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <latch>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -291,15 +292,15 @@ TEST_CASE("DurableDatabase: resuming across a restart with writers running: no g
   for (const bool global : {true, false}) {
     DurableDatabase db(path, small(4096));  // after a reopen memory holds no history: the log serves
     const std::uint64_t before = db.last_sequence();
-    std::atomic<bool> go{false};
+    std::latch go(1);  // the writers start together, as the subscribe below does
     std::vector<std::thread> writers;
     for (int t = 0; t < 3; ++t) {
       writers.emplace_back([&, t] {
-        while (!go.load()) std::this_thread::yield();
+        go.wait();
         for (int i = 0; i < 100; ++i) db.insert(t == 0 ? "a" : "b", {{"t", t}, {"i", i}});
       });
     }
-    go = true;
+    go.count_down();
     auto sub = global ? db.subscribe_global({}, Start::after(stored)) : db.subscribe("a", {}, Start::after(stored));
     for (auto& w : writers) w.join();
     const auto events = drain(sub);
@@ -363,15 +364,15 @@ TEST_CASE("DurableDatabase: watch while writers run: snapshot plus events is the
   temp_dir dir;
   DurableDatabase db(dir.file("db"), small(4096));
   for (int i = 0; i < 20; ++i) db.insert("c", "d" + std::to_string(i), {{"v", 0}});
-  std::atomic<bool> go{false};
+  std::latch go(1);  // the writers start together, as the watch below does
   std::vector<std::thread> writers;
   for (int t = 0; t < 3; ++t) {
     writers.emplace_back([&, t] {
-      while (!go.load()) std::this_thread::yield();
+      go.wait();
       for (int i = 0; i < 60; ++i) db.update("c", "d" + std::to_string((i * 3 + t) % 20), {{"v", t * 1000 + i}});
     });
   }
-  go = true;
+  go.count_down();
   auto [snap, sub] = db.watch("c");
   for (auto& w : writers) w.join();
   std::map<std::string, Document> copy(snap.documents.begin(), snap.documents.end());
