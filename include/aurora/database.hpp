@@ -748,9 +748,9 @@ class BasicDatabase {
 
   // Durable: a start older than the in-memory history is served from the change log. Under
   // publish_mutex, which guards the hub here (nothing is published meanwhile), note the live
-  // head H and attach to the live channel after H; then, without the lock, read the log from s + 1 to H
-  // (all durable, since H was published) and preload the subscription with the events of its
-  // collection. The filter applies on delivery, as for live events: no gap, no duplicate.
+  // head H and attach to the live channel after H; then, without the lock, read the log from
+  // s + 1 to H (all durable, since H was published) and preload the subscription with the events
+  // of its collection. The filter applies on delivery, as for live events: no gap, no duplicate.
   // A channel made while a group is in flight (prepared, being written) would miss its events,
   // so a subscribe that needs a new channel then waits for that group to be published; the
   // next leader lets it go first (durable_state::creating). Other subscribes do not wait. The
@@ -884,8 +884,8 @@ class BasicDatabase {
   }
 
   // Durable, on the leader's thread when a group failed (its prepare or its write), before its
-  // writers wake: refuses every later write, wakes settle() and waiting subscribes, then undoes the failed batches (and
-  // those queued behind them) newest first under the commit lock.
+  // writers wake: refuses every later write, wakes settle() and waiting subscribes, then undoes
+  // the failed batches (and those queued behind them) newest first under the commit lock.
   void discard_group(std::span<detail::commit_batch> batches) noexcept {
     durable_.refused.store(true, std::memory_order_release);
     durable_.batch.wake();  // holds no wake-up yet: releases what prepare grouped

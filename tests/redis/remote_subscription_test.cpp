@@ -101,13 +101,18 @@ asio::awaitable<void> serve_in_turn(fake_server& fake, std::vector<std::string> 
   for (std::string& response : responses) co_await fake.serve(std::move(response), false);
 }
 
-RemoteOptions fake_options(const fake_server& fake, std::size_t attempts) {
+// Options for `endpoint` that retry at once (1 ms, then 2 and 4 ms) and give up after `attempts`.
+RemoteOptions quick_retries(aurora::redis::Endpoint endpoint, std::size_t attempts) {
   RemoteOptions o;
-  o.endpoint = aurora::redis::Endpoint::tcp("127.0.0.1", fake.port());
+  o.endpoint = std::move(endpoint);
   o.reconnect_delay = 1ms;
   o.max_reconnect_delay = 4ms;
   o.max_reconnect_attempts = attempts;
   return o;
+}
+
+RemoteOptions fake_options(const fake_server& fake, std::size_t attempts) {
+  return quick_retries(aurora::redis::Endpoint::tcp("127.0.0.1", fake.port()), attempts);
 }
 
 }  // namespace
@@ -541,11 +546,7 @@ TEST_CASE("remote: gives up after max_reconnect_attempts, says why, and tries ag
   auto server = start_redis_or_skip();
   if (!server) return;
   run_test([&](asio::any_io_executor ex) -> asio::awaitable<void> {
-    RemoteOptions options;
-    options.endpoint = aurora::redis::Endpoint::local(server->dir() + "/missing.sock");
-    options.reconnect_delay = 1ms;
-    options.max_reconnect_delay = 4ms;
-    options.max_reconnect_attempts = 3;
+    const RemoteOptions options = quick_retries(aurora::redis::Endpoint::local(server->dir() + "/missing.sock"), 3);
     RemoteSubscription sub{ex, options, "orders"};
     for (int round = 0; round < 2; ++round) {
       try {

@@ -770,9 +770,8 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
            (queue_.size() < opts_.max_queued_messages && queued_bytes_ + bytes <= opts_.max_queued_bytes);
   }
 
-  bool queue_full() const noexcept {
-    return queue_.size() >= opts_.max_queued_messages || queued_bytes_ >= opts_.max_queued_bytes;
-  }
+  // No room for one more byte (the limits are at least 1, so an empty queue is never full).
+  bool queue_full() const noexcept { return !has_room(1); }
 
   void push(outgoing item) {
     queued_bytes_ += item.size();

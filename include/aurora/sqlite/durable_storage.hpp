@@ -29,9 +29,8 @@ namespace aurora::sqlite {
 /// its events and calls `enqueue`; after releasing the lock it calls `wait(ticket)`. The leader
 /// calls the database's `prepare` hook with the group's events in commit order (it allocates what
 /// publishing them needs), writes them with `Storage::write`, then calls the `publish` hook with
-/// them (the group's events become
-/// visible to subscribers only now, after the durable commit; it must not fail, since the commit
-/// stands). If the prepare or the write fails, the `discard` hook gets the failed group and every
+/// them: they become visible to subscribers only now, after the durable commit, and it must not
+/// fail, since the commit stands. If the prepare or the write fails, the `discard` hook gets the failed group and every
 /// batch queued behind it (to undo them in memory) before any of their writers is woken with
 /// `storage_error`, and every later `enqueue` throws `storage_error`.
 ///
