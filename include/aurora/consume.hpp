@@ -14,8 +14,9 @@
 namespace aurora {
 
 /// Receives from `sub` and calls `handle(const RecvResult&)` for every event and every
-/// `errc::lagged` report, until the channel is closed (the Database is gone and everything was
-/// read, or `sub` was unsubscribed), then returns.
+/// `errc::lagged` report (and the `errc::storage_error` that ends a durable subscription whose
+/// change log cannot be read), until the channel is closed (the Database is gone and everything
+/// was read, or `sub` was unsubscribed), then returns.
 ///
 /// Stopping: cancel the coroutine that awaits it (e.g. `co_spawn(ex, consumer(...),
 /// bind_cancellation_slot(signal.slot(), detached))`, then `signal.emit(cancellation_type::terminal)`).

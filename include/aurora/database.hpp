@@ -113,6 +113,7 @@ class BasicDatabase {
         hub_(options_.channel_capacity, storage_.last_sequence()) {
     durable_.stamped = storage_.last_sequence();
     durable_.last_published.store(durable_.stamped, std::memory_order_relaxed);
+    durable_.log = std::make_shared<log_pages>(storage_);
     load_storage();
   }
 
@@ -120,7 +121,10 @@ class BasicDatabase {
   BasicDatabase& operator=(const BasicDatabase&) = delete;
 
   /// Closes every channel; subscriptions and their pending receives stay valid.
-  ~BasicDatabase() { hub_.close(); }
+  ~BasicDatabase() {
+    if constexpr (durable) durable_.log->close();
+    hub_.close();
+  }
 
   /// Stores `doc` under a new UUIDv7 id and returns the id.
   ///
@@ -313,6 +317,13 @@ class BasicDatabase {
   /// `Options::history` events, which `after(s)` and `oldest()` read first when they reach back
   /// further than memory, then hand off to live events); `storage_error` if reading the change
   /// log fails.
+  ///
+  /// A durable subscription resumed from the change log reads it a page (1,024 events) at a
+  /// time as it receives, so it holds one page in memory, not the backlog. Its receives then
+  /// also report: `lagged` when writers trimmed the log past what it had read (`missed` counts
+  /// the skipped sequences of every collection, as for a collection's catch-up from memory);
+  /// `storage_error` once if the log cannot be read, then `closed` (going on would leave a
+  /// gap); `closed` once the database is destroyed, even if the log held more.
   ///
   /// On a durable database, a call that must make the collection's channel (nobody subscribes
   /// to `collection` yet) while a group of commits is being written waits until that group is
@@ -785,24 +796,52 @@ class BasicDatabase {
       durable_.published.notify_all();  // a leader may wait for creating == 0
     }
     hub_lock.unlock();
-    if (!from_log) return;
-    std::vector<detail::event_ptr> replay;
-    constexpr std::size_t page = 4096;
-    while (after < head) {
-      const std::size_t n = storage_.read_log(
-          after, static_cast<std::size_t>(std::min<std::uint64_t>(head - after, page)), [&](detail::event_ptr ev) {
-            after = ev->sequence;
-            if (collection.empty() || ev->collection == collection) {
-              replay.push_back(std::move(ev));
-            }
-          });
-      if (n == 0) {
-        throw error(errc::storage_error, "subscribe: the change log ends at sequence " + std::to_string(after) +
-                                             ", before the last published one, " + std::to_string(head));
-      }
-    }
-    state.preload(std::move(replay));
+    if (from_log) state.replay_log(durable_.log, after, head, collection);
   }
+
+  // Durable: the change log as resumed subscriptions read it, on their own threads, after the
+  // database may be gone: reads then throw closed. The database closes it before the storage is
+  // destroyed; a read in progress finishes first.
+  class log_pages final : public detail::log_reader {
+   public:
+    explicit log_pages(Storage& storage) noexcept : storage_(&storage) {}
+
+    std::uint64_t read(std::uint64_t after, std::uint64_t end, std::string_view collection,
+                       std::vector<detail::event_ptr>& out) override {
+      const std::shared_lock lock(mutex_);
+      Storage& storage = open_storage();
+      const auto limit = static_cast<std::size_t>(std::min<std::uint64_t>(end - after, detail::replay_page));
+      std::uint64_t last = after;
+      const std::size_t n = storage.read_log(after, limit, [&](detail::event_ptr ev) {
+        last = ev->sequence;
+        if (collection.empty() || ev->collection == collection) out.push_back(std::move(ev));
+      });
+      if (n == 0 && limit > 0) {
+        throw error(errc::storage_error, "the change log ends at sequence " + std::to_string(after) +
+                                             ", before sequence " + std::to_string(end) + ", which was published");
+      }
+      return last;
+    }
+
+    std::uint64_t oldest_logged() override {
+      const std::shared_lock lock(mutex_);
+      return open_storage().oldest_logged();
+    }
+
+    void close() noexcept {
+      const std::unique_lock lock(mutex_);
+      storage_ = nullptr;
+    }
+
+   private:
+    Storage& open_storage() const {
+      if (storage_ == nullptr) throw error(errc::closed, "the database was destroyed");
+      return *storage_;
+    }
+
+    std::shared_mutex mutex_;
+    Storage* storage_;  // guarded by mutex_; null once closed
+  };
 
   // A durable database's commit state. `stamped` (the last sequence handed out; guarded by the
   // commit lock) runs ahead of the hub's last sequence while commits wait to be durable.
@@ -818,9 +857,10 @@ class BasicDatabase {
     bool failed = false;                           // guarded by publish_mutex
     std::atomic<bool> refused{false};              // a commit failed: every later write throws storage_error
     std::atomic<std::uint64_t> last_published{0};  // the hub's last sequence, read without a lock
-    bool in_flight = false;    // guarded by publish_mutex: a group is prepared and not yet published
-    std::size_t creating = 0;  // guarded by publish_mutex: subscribes waiting to make a channel
-    detail::wake_batch batch;  // the wake-ups of the group being written, on the leader's thread only
+    bool in_flight = false;          // guarded by publish_mutex: a group is prepared and not yet published
+    std::size_t creating = 0;        // guarded by publish_mutex: subscribes waiting to make a channel
+    detail::wake_batch batch;        // the wake-ups of the group being written, on the leader's thread only
+    std::shared_ptr<log_pages> log;  // what subscriptions resumed from the change log read
   };
   struct no_durable_state {};
 

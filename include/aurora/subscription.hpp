@@ -90,6 +90,8 @@ class Subscription {
   /// Yields the event, or `errc::lagged` (with `missed`) when more than the channel capacity
   /// arrived unread (the next receive goes on from the oldest event still held), or
   /// `errc::closed` after `unsubscribe()` or once the Database is gone and everything was read.
+  /// A durable subscription still reading the change log may also yield `errc::storage_error`
+  /// (see `BasicDatabase::subscribe`).
   /// An event that is already there is returned without suspending (after `recv_budget` of
   /// that, it yields once); otherwise the coroutine resumes on its own executor when one is
   /// published.

@@ -16,6 +16,7 @@
 #include <functional>
 #include <latch>
 #include <map>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -275,6 +276,78 @@ TEST_CASE("DurableDatabase: history_lost when the log was trimmed", "[durable]")
   }
   auto sub = db.subscribe("c", {}, Start::after(20));
   CHECK(drain(sub).size() == 10);
+}
+
+namespace {
+
+// The sequences and lag reports a subscription holds right now, in order: n for an event with
+// sequence n, -m for a lag of m events.
+std::vector<std::int64_t> drain_with_lags(aurora::Subscription& sub) {
+  std::vector<std::int64_t> out;
+  for (;;) {
+    aurora::RecvResult r = sub.try_recv();
+    if (r) {
+      out.push_back(static_cast<std::int64_t>(r->sequence));
+    } else if (r.error().code == errc::lagged) {
+      out.push_back(-static_cast<std::int64_t>(r.error().missed));
+    } else {
+      REQUIRE(r.error().code == errc::empty);
+      return out;
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("DurableDatabase: a resume reads the change log a page at a time; trimmed under it, it lags", "[durable]") {
+  constexpr std::uint64_t page = aurora::detail::replay_page;
+  temp_dir dir;
+  DurableDatabase db(dir.file("db"), small(8, 3 * page + 3));  // the log holds every event written first
+  for (std::uint64_t i = 0; i < 3 * page; ++i) db.insert("c", {{"i", i}});
+  for (int i = 0; i < 3; ++i) db.insert("rare", {{"i", i}});  // sequences 3 * page + 1 .. + 3
+  const std::uint64_t head = db.last_sequence();
+
+  // A collection with 3 events among 3 pages of others: exactly those 3.
+  auto rare = db.subscribe("rare", {}, Start::after(0));
+  CHECK(drain_with_lags(rare) ==
+        std::vector<std::int64_t>{std::int64_t(head) - 2, std::int64_t(head) - 1, std::int64_t(head)});
+
+  // The first page is read at subscribe; 2 pages written after it trim the log up to
+  // 2 * page. So the resume delivers its first page, lags over what was trimmed, reads the rest
+  // of the log up to `head`, then the live channel (8 slots) lags over the 2 pages it missed too.
+  auto all = db.subscribe_global({}, Start::after(0));
+  const aurora::RecvResult first = all.try_recv();
+  REQUIRE(first);
+  CHECK(first->sequence == 1);
+  for (std::uint64_t i = 0; i < 2 * page; ++i) db.insert("c", {{"j", i}});
+  const std::uint64_t oldest = db.storage().oldest_logged();
+  REQUIRE(oldest == 2 * page + 1);
+  std::vector<std::int64_t> want;
+  for (std::uint64_t s = 2; s <= page; ++s) want.push_back(std::int64_t(s));
+  want.push_back(-std::int64_t(oldest - 1 - page));
+  for (std::uint64_t s = oldest; s <= head; ++s) want.push_back(std::int64_t(s));
+  want.push_back(-std::int64_t(2 * page - 8));
+  for (std::uint64_t s = db.last_sequence() - 7; s <= db.last_sequence(); ++s) want.push_back(std::int64_t(s));
+  CHECK(drain_with_lags(all) == want);
+}
+
+TEST_CASE("DurableDatabase: a resume still reading the log ends with closed when the database is gone", "[durable]") {
+  constexpr std::uint64_t page = aurora::detail::replay_page;
+  temp_dir dir;
+  std::optional<DurableDatabase> db(std::in_place, dir.file("db"), small(8));
+  for (std::uint64_t i = 0; i < 2 * page; ++i) db->insert("c", {{"i", i}});
+  auto sub = db->subscribe_global({}, Start::after(0));
+  db.reset();
+  // The page it holds, then closed: the rest of the log went with the database.
+  std::vector<std::uint64_t> got;
+  aurora::RecvResult r = sub.try_recv();
+  for (; r; r = sub.try_recv()) got.push_back(r->sequence);
+  CHECK(r.error().code == errc::closed);
+  REQUIRE(got.size() == page);
+  CHECK(got.front() == 1);
+  CHECK(got.back() == page);
+  CHECK(sub.try_recv().error().code == errc::closed);
+  CHECK_FALSE(sub.is_open());
 }
 
 TEST_CASE("DurableDatabase: resuming across a restart with writers running: no gap, no duplicate", "[durable]") {

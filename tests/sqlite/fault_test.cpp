@@ -28,6 +28,7 @@ using aurora_sqlite_test::temp_dir;
 struct fault_plan {
   std::atomic<bool> fail_writes{false};
   std::atomic<bool> fail_syncs{false};
+  std::atomic<bool> fail_reads{false};
   std::atomic<int> write_code{SQLITE_IOERR_WRITE};
   std::atomic<int> failed_calls{0};
 };
@@ -44,6 +45,10 @@ sqlite3_file* real(sqlite3_file* f) { return as_shim(f)->real(); }
 
 int shim_close(sqlite3_file* f) { return real(f)->pMethods->xClose(real(f)); }
 int shim_read(sqlite3_file* f, void* buf, int n, sqlite3_int64 off) {
+  if (plan.fail_reads.load()) {
+    plan.failed_calls.fetch_add(1);
+    return SQLITE_IOERR_READ;
+  }
   return real(f)->pMethods->xRead(real(f), buf, n, off);
 }
 int shim_write(sqlite3_file* f, const void* buf, int n, sqlite3_int64 off) {
@@ -160,6 +165,7 @@ class shim_registration {
     plan.fail_writes = false;
     plan.fail_syncs = false;
     plan.failed_calls = 0;
+    plan.fail_reads = false;
     REQUIRE(sqlite3_vfs_register(&vfs_, 1) == SQLITE_OK);
   }
   shim_registration(const shim_registration&) = delete;
@@ -167,6 +173,7 @@ class shim_registration {
   ~shim_registration() {
     plan.fail_writes = false;
     plan.fail_syncs = false;
+    plan.fail_reads = false;
     sqlite3_vfs_unregister(&vfs_);
   }
 
@@ -313,4 +320,35 @@ TEST_CASE("DurableDatabase: a failing commit changes nothing, publishes nothing,
   if (!fail_sync) CHECK(db.last_sequence() == 2);
   db.insert("c", "d", {{"v", 4}});
   CHECK(db.last_sequence() == result.last_sequence + 1);
+}
+
+TEST_CASE("DurableDatabase: a resume whose change log cannot be read reports storage_error once, then closed",
+          "[crash][fault]") {
+  constexpr std::uint64_t page = aurora::detail::replay_page;
+  temp_dir dir;
+  const std::string path = dir.file("db");
+  {
+    aurora::DurableDatabase db(path);
+    for (std::uint64_t i = 0; i < 3 * page; ++i) db.insert("c", {{"i", i}, {"pad", std::string(100, 'p')}});
+  }
+  shim_registration shim;
+  aurora::DurableDatabase db(path);                             // reopened: the log's pages are not in SQLite's cache
+  auto sub = db.subscribe_global({}, aurora::Start::after(0));  // reads the first page
+  plan.fail_reads = true;
+  std::uint64_t received = 0;
+  aurora::RecvResult r = sub.try_recv();
+  for (; r; r = sub.try_recv()) CHECK(r->sequence == ++received);
+  plan.fail_reads = false;
+  CHECK(plan.failed_calls.load() > 0);
+  CHECK(received == page);
+  CHECK(r.error().code == aurora::errc::storage_error);
+  CHECK(sub.try_recv().error().code == aurora::errc::closed);  // going on would leave a gap
+  CHECK_FALSE(sub.is_open());
+  // The database is unharmed: a new resume reads the whole log, and writes go on.
+  auto again = db.subscribe_global({}, aurora::Start::after(0));
+  std::uint64_t n = 0;
+  for (r = again.try_recv(); r; r = again.try_recv()) ++n;
+  CHECK(n == 3 * page);
+  db.insert("c", {{"i", -1}});
+  CHECK(db.last_sequence() == 3 * page + 1);
 }

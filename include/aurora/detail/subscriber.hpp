@@ -21,6 +21,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -44,6 +45,33 @@ struct backlog {
   std::uint64_t cursor = 0;
   std::uint64_t end = 0;
   std::string collection;
+};
+
+// How many change-log events a subscription resumed from the log reads at a time.
+inline constexpr std::size_t replay_page = 1024;
+
+// A durable database's change log, as a subscription resumed from it reads it: a page at a time,
+// on its receiving side, while the database may write (and trim the log) concurrently.
+// Thread safety: both functions may be called from any thread.
+class log_reader {
+ public:
+  log_reader() = default;
+  log_reader(const log_reader&) = delete;
+  log_reader& operator=(const log_reader&) = delete;
+
+  // Reads the logged events with sequences in (after, end], at most replay_page of them, in
+  // order; appends those of `collection` (all when it is empty) to `out` and returns the
+  // sequence of the last one read. Errors (aurora::error): history_lost when the log no longer
+  // holds the event after `after`; closed once the database is gone; storage_error when the
+  // log cannot be read or ends early; std::bad_alloc.
+  virtual std::uint64_t read(std::uint64_t after, std::uint64_t end, std::string_view collection,
+                             std::vector<event_ptr>& out) = 0;
+
+  // The oldest sequence the log holds now. Errors: as read().
+  virtual std::uint64_t oldest_logged() = 0;
+
+ protected:
+  ~log_reader() = default;
 };
 
 // The state behind one Subscription, shared with the ring's waiter list and with queued work so
@@ -90,12 +118,19 @@ class subscriber final : public ring_waiter,
     ring_->add_subscriber();
   }
 
-  // Events read before anything else (a durable database's change-log replay, already in order
-  // and limited to the subscription's collection; the filter applies on delivery). Call once,
-  // after attach() and before the Subscription is handed out.
-  void preload(std::vector<event_ptr> events) noexcept {
-    replay_ = std::move(events);
-    replay_next_ = 0;
+  // Reads the change log's events in (after, end] of `collection` (all when empty) before
+  // anything else, a page at a time as they are received (the filter applies on delivery, as
+  // for live events); `end` is where the live channel attached. Reads the first page now. Call
+  // once, after attach() and before the Subscription is handed out. Errors: as
+  // log_reader::read (history_lost, storage_error, std::bad_alloc).
+  void replay_log(std::shared_ptr<log_reader> reader, std::uint64_t after, std::uint64_t end,
+                  std::string_view collection) {
+    auto replay = std::make_unique<log_replay>();
+    replay->reader = std::move(reader);
+    replay->end = end;
+    replay->collection = std::string(collection);
+    replay->after = replay->reader->read(after, end, collection, replay->page);
+    replay_ = std::move(replay);
   }
 
   // False once unsubscribed.
@@ -118,15 +153,10 @@ class subscriber final : public ring_waiter,
   // The next matching event, or lagged / closed / empty. Never waits.
   RecvResult try_recv() {
     if (!is_open()) return RecvResult(RecvError{errc::closed});
-    event_ptr ev;
-    while (replay_next_ < replay_.size()) {
-      ev = std::move(replay_[replay_next_++]);
-      if (replay_next_ == replay_.size()) {  // done: free the replayed events' slots
-        std::vector<event_ptr>().swap(replay_);
-        replay_next_ = 0;
-      }
-      if (auto t = deliverable(*ev)) return {std::move(ev), *t};
+    if (replay_) {
+      if (std::optional<RecvResult> r = next_replayed()) return std::move(*r);
     }
+    event_ptr ev;
     for (;;) {
       std::uint64_t missed = 0;
       if (backlog_) {
@@ -236,6 +266,58 @@ class subscriber final : public ring_waiter,
     bool may_post = true;  // false: its context is shutting down
   };
 
+  // A resume's change-log part: the events in (after, end] of the log, read a page at a time.
+  struct log_replay {
+    std::shared_ptr<log_reader> reader;
+    std::uint64_t after = 0;      // the last sequence read from the log
+    std::uint64_t end = 0;        // the live channel goes on after it
+    std::string collection;       // empty: every collection
+    std::vector<event_ptr> page;  // read and not yet delivered, from page[next] on
+    std::size_t next = 0;
+  };
+
+  // The replay's next event that passes the filter, or its outcome: lagged when the log was
+  // trimmed past what it had read (missed counts the skipped sequences database-wide, as a
+  // collection subscription's backlog does), closed once the database is gone, storage_error
+  // once when the log cannot be read (the subscription is then closed: the events after the
+  // failure cannot be delivered without a gap). nullopt once the replay is over (it is freed).
+  std::optional<RecvResult> next_replayed() noexcept {
+    log_replay& r = *replay_;
+    for (;;) {
+      while (r.next < r.page.size()) {
+        event_ptr ev = std::move(r.page[r.next++]);
+        if (auto t = deliverable(*ev)) return RecvResult(std::move(ev), *t);
+      }
+      if (r.after >= r.end) {
+        replay_.reset();
+        return std::nullopt;
+      }
+      r.page.clear();
+      r.next = 0;
+      errc failure = errc::storage_error;
+      try {
+        try {
+          r.after = r.reader->read(r.after, r.end, r.collection, r.page);
+          continue;
+        } catch (const error& e) {
+          if (e.code() != errc::history_lost) throw;
+        }
+        // Trimmed meanwhile: go on from the oldest logged event, as a ring reader that lagged.
+        const std::uint64_t resumed = std::min(r.end, r.reader->oldest_logged() - 1);
+        if (resumed > r.after) {
+          const std::uint64_t missed = resumed - r.after;
+          r.after = resumed;
+          return RecvResult(RecvError{errc::lagged, missed});
+        }
+      } catch (const error& e) {
+        if (e.code() == errc::closed) failure = errc::closed;
+      } catch (...) {
+      }
+      close();
+      return RecvResult(RecvError{failure});
+    }
+  }
+
   // Whether `ev` is delivered, and as which transition relative to the filter's view.
   std::optional<Transition> deliverable(const ChangeEvent& ev) const noexcept {
     if (filter_) return filtered(ev);
@@ -302,9 +384,7 @@ class subscriber final : public ring_waiter,
   }
 
   // True when try_recv() would not report empty.
-  [[nodiscard]] bool has_news() const noexcept {
-    return replay_next_ < replay_.size() || backlog_ || !is_open() || ring_->ready(cursor_);
-  }
+  [[nodiscard]] bool has_news() const noexcept { return replay_ || backlog_ || !is_open() || ring_->ready(cursor_); }
 
   [[nodiscard]] bool cancelled() const noexcept {
     return cancelled_number_.load(std::memory_order_acquire) == receive_number_.load(std::memory_order_relaxed);
@@ -379,8 +459,7 @@ class subscriber final : public ring_waiter,
   std::shared_ptr<event_ring> ring_;
   std::uint64_t cursor_ = 0;
   std::optional<backlog> backlog_;
-  std::vector<event_ptr> replay_;  // see preload()
-  std::size_t replay_next_ = 0;
+  std::unique_ptr<log_replay> replay_;  // see replay_log(); freed when done
   std::optional<compiled_filter> filter_;
   unsigned budget_check_ = recv_budget_check;
   std::chrono::steady_clock::time_point running_since_ = std::chrono::steady_clock::now();

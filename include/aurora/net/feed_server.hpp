@@ -752,6 +752,10 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
           } else if (r.error().code == errc::empty) {
             break;
           } else {
+            if (r.error().code == errc::storage_error) {  // a durable resume could not read the change log
+              self->push_reply(error_message(entry->id, errc_name(errc::storage_error),
+                                             "the subscription ended: reading the change log failed"));
+            }
             co_return;  // closed: unsubscribed, connection ended, or the Database is gone
           }
           if (taken == max_drain) break;

@@ -395,6 +395,11 @@ class bridge_runner : public std::enable_shared_from_this<bridge_runner> {
     if (!r) {
       if (r.error().code == errc::closed) {
         closed = true;
+      } else if (r.error().code == errc::storage_error) {
+        // A durable subscription resumed from the change log could not read it (and is closed):
+        // a failed attempt, retried after a backoff from the last event Redis holds.
+        throw boost::system::system_error(make_error_code(errc::storage_error),
+                                          context("the database's change log could not be read"));
       } else if (r.error().code == errc::lagged) {
         const std::uint64_t missed = r.error().missed;
         BridgeError e;
