@@ -45,7 +45,8 @@ struct Options {
 
   /// Durable database only: how many change-log events are kept on disk for `Start::after`
   /// across restarts (0: no log; resuming then reaches back only as far as the in-memory
-  /// history). Ignored by the in-memory Database.
+  /// history). A commit is trimmed whole, so the log may hold a few more: the oldest logged
+  /// event always begins a commit. Ignored by the in-memory Database.
   std::uint64_t history = 1'000'000;
 };
 

@@ -189,6 +189,30 @@ TEST_CASE("the change log keeps the last `history` events, also after reopening"
   CHECK(s.load(state) == 12);  // documents are not trimmed
 }
 
+TEST_CASE("the change log trims a commit whole: the oldest logged event begins a commit", "[sqlite][storage]") {
+  temp_dir dir;
+  Storage s(dir.file("db"), aurora::Durability::full, 5);
+  auto single = [&](std::uint64_t q) {
+    write(s, {make_event(q, OperationType::Insert, "c", std::to_string(q), Document::object())});
+  };
+  std::vector<event_ptr> tx;  // sequences 1..3, one commit
+  for (std::uint64_t q = 1; q <= 3; ++q) {
+    auto ev = make_event(q, OperationType::Insert, "c", std::to_string(q), Document::object());
+    ev->commit = 3;
+    tx.push_back(ev);
+  }
+  write(s, tx);
+  for (std::uint64_t q = 4; q <= 7; ++q) single(q);
+  // The last 5 would start at 3, inside the commit 1..3: it is kept whole.
+  CHECK(s.oldest_logged() == 1);
+  CHECK(read_all(s).size() == 7);
+  single(8);  // the last 5 start at 4, a commit of its own
+  CHECK(s.oldest_logged() == 4);
+  const auto log = read_all(s, 3);
+  REQUIRE(log.size() == 5);
+  CHECK(log.front()->sequence == 4);
+}
+
 TEST_CASE("the last sequence survives reopening with and without a change log", "[sqlite][storage]") {
   // With a change log the last sequence is its last row (meta is not updated); without one,
   // meta.last_sequence. Switching between the two in either direction keeps it.

@@ -171,7 +171,8 @@ class Storage {
   /// Makes `events` durable in one SQLite transaction (`BEGIN IMMEDIATE ... COMMIT`): Insert and
   /// Update store the document (upsert), Delete removes it, an Insert into a new collection
   /// records the collection; every event is appended to the change log, which is then trimmed to
-  /// its last `history()` events; without a change log (`history()` 0) `meta.last_sequence`
+  /// its last `history()` events (more when a commit reaches across that point: commits are
+  /// trimmed whole); without a change log (`history()` 0) `meta.last_sequence`
   /// becomes the last event's sequence. With
   /// `Durability::full` the commit is on disk (fsync) when this returns.
   ///
@@ -205,6 +206,11 @@ class Storage {
         oldest = last + 1;
       } else if (last - oldest + 1 > history_) {
         oldest = last - history_ + 1;
+        // Commits are trimmed whole: one that reaches across the cut keeps its first events, so
+        // the oldest logged event (where Start::oldest resumes) always begins a commit.
+        detail::statement::run start(commit_start_);
+        start.bind(1, static_cast<std::int64_t>(oldest));
+        if (start.step() && !start.is_null(0)) oldest = static_cast<std::uint64_t>(start.int64(0));
         detail::statement::run(trim_).bind(1, static_cast<std::int64_t>(oldest)).done();
       }
       detail::statement::run(commit_).done();
@@ -472,6 +478,10 @@ class Storage {
     set_last_sequence_ = detail::statement(db_, "UPDATE meta SET value = ?1 WHERE key = 'last_sequence'",
                                            "write: update meta.last_sequence");
     trim_ = detail::statement(db_, "DELETE FROM changelog WHERE sequence < ?1", "write: trim the change log");
+    commit_start_ = detail::statement(db_,
+                                      "SELECT MIN(sequence) FROM changelog WHERE sequence < ?1 AND "
+                                      "commit_sequence >= ?1",
+                                      "write: find where the commit at the trim point begins");
     read_log_ = detail::statement(db_,
                                   "SELECT sequence, commit_sequence, collection, document_id, op, timestamp_us, "
                                   "document, old_document FROM changelog WHERE sequence > ?1 ORDER BY sequence "
@@ -668,6 +678,7 @@ class Storage {
   detail::statement append_;
   detail::statement set_last_sequence_;
   detail::statement trim_;
+  detail::statement commit_start_;
   detail::statement read_log_;
 };
 
