@@ -140,6 +140,22 @@ class failing_once_feed final : public aurora::redis::detail::feed_source {
   int calls_ = 0;
 };
 
+// The feed of `db` that, when the bridge resubscribes from the oldest event (after history_lost),
+// publishes `more` events before the bridge reads any: the new subscription lags at once.
+class lagging_resubscribe_feed final : public aurora::redis::detail::feed_source {
+ public:
+  lagging_resubscribe_feed(Database& db, int more) : db_(db), more_(more) {}
+  aurora::Subscription subscribe(Start start) override {
+    aurora::Subscription sub = db_.subscribe_global(std::nullopt, start);
+    if (start.kind() == Start::Kind::oldest) insert_n(db_, more_);
+    return sub;
+  }
+
+ private:
+  Database& db_;
+  int more_;
+};
+
 // How many events the kill -9 test streams: AURORA_BRIDGE_KILL_EVENTS, else 100,000 (20,000 under
 // ThreadSanitizer, which is ~10 times slower).
 std::uint64_t kill_test_events() {
@@ -447,6 +463,46 @@ TEST_CASE("bridge: history_lost is reported with the numbers when the database n
     second.stop();
     global.unsubscribe();
     orders.unsubscribe();
+  });
+}
+
+TEST_CASE("bridge: a lag right after history_lost is one report over the whole gap", "[redis][bridge]") {
+  auto server = start_redis_or_skip();
+  if (!server) return;
+  run_test([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    using aurora::redis::detail::bridge_runner;
+    aurora::Options small;
+    small.channel_capacity = 10;
+    Database db(small);
+    std::vector<BridgeError> errors;
+    insert_n(db, 5);
+    {
+      Bridge first{ex, db, bridge_options(*server, errors)};
+      first.start();
+      REQUIRE(co_await first.wait_written(5));
+    }
+    insert_n(db, 35);  // 6..40; the database retains 31..40
+    // The bridge resubscribes from 31, then 41..55 arrive before it reads: it keeps 46..55.
+    auto runner = std::make_shared<bridge_runner>(ex, std::make_unique<lagging_resubscribe_feed>(db, 15),
+                                                  bridge_options(*server, errors));
+    runner->claim();  // as Bridge::start()
+    asio::co_spawn(ex, bridge_runner::run(runner), asio::detached);
+    REQUIRE(co_await bridge_runner::wait_written(runner, 55));
+    runner->stop();
+    REQUIRE(errors.size() == 1);
+    INFO(errors[0].message);
+    CHECK(errors[0].code == errc::history_lost);
+    CHECK(errors[0].after == 5);
+    CHECK(errors[0].missed == 40);
+    CHECK(errors[0].resumed_at == 46);
+    CHECK(runner->stats().lost == 40);
+    CHECK(runner->stats().events == 10);
+
+    RemoteSubscription global{ex, remote_options(*server), "", std::nullopt, Start::after(0)};
+    for (std::uint64_t s = 1; s <= 5; ++s) co_await expect_sequence(global, s);
+    co_await expect_error(global, RecvError{errc::lagged, 40});
+    for (std::uint64_t s = 46; s <= 55; ++s) co_await expect_sequence(global, s);
+    global.unsubscribe();
   });
 }
 

@@ -401,6 +401,9 @@ class bridge_runner : public std::enable_shared_from_this<bridge_runner> {
         throw boost::system::system_error(make_error_code(errc::storage_error),
                                           context("the database's change log could not be read"));
       } else if (r.error().code == errc::lagged) {
+        // Resubscribed from the oldest event after history_lost, and lagged before the first
+        // event: the history_lost report at that event covers the whole gap, from Redis's last on.
+        if (pending_gap_) return;
         const std::uint64_t missed = r.error().missed;
         BridgeError e;
         e.code = errc::lagged;
