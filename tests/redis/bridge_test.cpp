@@ -23,6 +23,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -154,6 +155,22 @@ class lagging_resubscribe_feed final : public aurora::redis::detail::feed_source
  private:
   Database& db_;
   int more_;
+};
+
+// The feed of `db` that calls `on_subscribe` each time the bridge subscribes (once per session,
+// after it connected to Redis).
+class signalling_feed final : public aurora::redis::detail::feed_source {
+ public:
+  signalling_feed(Database& db, std::function<void()> on_subscribe) : db_(db), on_subscribe_(std::move(on_subscribe)) {}
+  aurora::Subscription subscribe(Start start) override {
+    aurora::Subscription sub = db_.subscribe_global(std::nullopt, start);
+    on_subscribe_();
+    return sub;
+  }
+
+ private:
+  Database& db_;
+  std::function<void()> on_subscribe_;
 };
 
 // How many events the kill -9 test streams: AURORA_BRIDGE_KILL_EVENTS, else 100,000 (20,000 under
@@ -687,6 +704,42 @@ TEST_CASE("bridge: Redis down at start: attempts are reported with growing count
     CHECK(bridge.stats().failures == 3);
     CHECK(bridge.stats().connections == 1);
     bridge.stop();
+  });
+}
+
+TEST_CASE("bridge: a session that caught up starts the backoff over, though it had nothing to write",
+          "[redis][bridge]") {
+  auto server = start_redis_or_skip();
+  if (!server) return;
+  run_test([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    using aurora::redis::detail::bridge_runner;
+    Database db;
+    server->kill9();  // attempts 1..3 fail; the third restarts Redis
+    std::vector<BridgeError> errors;
+    BridgeOptions o = bridge_options(*server, errors);
+    o.on_error = [&](const BridgeError& e) {
+      errors.push_back(e);
+      if (errors.size() == 3 || errors.size() == 4) server->restart();
+    };
+    // Once connected and caught up (the database is empty), Redis dies and an insert follows:
+    // writing it fails, the 4th report. It is the first failure after a working session.
+    auto feed = std::make_unique<signalling_feed>(db, [&] {
+      if (errors.size() != 3) return;
+      asio::post(ex, [&] {
+        server->kill9();
+        db.insert("orders", {{"i", 1}});
+      });
+    });
+    auto runner = std::make_shared<bridge_runner>(ex, std::move(feed), o);
+    runner->claim();  // as Bridge::start()
+    asio::co_spawn(ex, bridge_runner::run(runner), asio::detached);
+    REQUIRE(co_await bridge_runner::wait_written(runner, 1));
+    runner->stop();
+    REQUIRE(errors.size() == 4);
+    for (std::size_t i = 0; i < 3; ++i) CHECK(errors[i].attempt == i + 1);
+    INFO(errors[3].message);
+    CHECK(errors[3].attempt == 1);
+    CHECK(runner->stats().connections == 2);
   });
 }
 

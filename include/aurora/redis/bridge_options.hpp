@@ -30,9 +30,11 @@ namespace aurora::redis {
 /// - socket errors (`boost::asio::error::...`), `connection_error::server_error` (Redis refused a
 ///   command, e.g. WRONGTYPE or OOM) or `connection_error::protocol_error`: one failed attempt to
 ///   reach or write Redis; the bridge reconnects after a backoff (`attempt` counts the
-///   consecutive failures) and resumes from the last ID Redis holds, so nothing is lost;
-/// - another `aurora::errc` from subscribing to the Database (`storage_error`: a
-///   `DurableDatabase` could not read its change log): a failed attempt too, retried the same way.
+///   consecutive failures, and starts over once a session has written a batch or caught up) and
+///   resumes from the last ID Redis holds, so nothing is lost;
+/// - `aurora::errc::storage_error` from the Database (a `DurableDatabase` could not read its
+///   change log, when subscribing or while resuming from it): a failed attempt too, retried the
+///   same way.
 struct BridgeError {
   boost::system::error_code code;  ///< what happened (see above)
   std::string message;             ///< a readable account naming the endpoint, stream and numbers

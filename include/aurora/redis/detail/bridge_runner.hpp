@@ -261,7 +261,11 @@ class bridge_runner : public std::enable_shared_from_this<bridge_runner> {
       if (!resume_after(last)) co_return true;
       connections_.fetch_add(1);
       for (;;) {
-        RecvResult first = co_await sub_.recv();
+        RecvResult first = sub_.try_recv();
+        if (!first && first.error().code == errc::empty) {
+          failures_ = 0;  // caught up: Redis holds everything the database has, so this session works
+          first = co_await sub_.recv();
+        }
         if (stopping_.load()) co_return true;
         batch_.clear();
         bool closed = false;
