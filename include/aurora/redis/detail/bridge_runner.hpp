@@ -521,7 +521,11 @@ class bridge_runner : public std::enable_shared_from_this<bridge_runner> {
         e.resumed_at = ev->sequence + 1;
         e.message = context("event " + std::to_string(ev->sequence) + " is skipped: " + error.what());
         gap_floor_ = ev->sequence;
-        report(e);
+        // A later session reads it again if Redis refused this batch: reported (and counted) once.
+        if (ev->sequence > reported_skip_) {
+          reported_skip_ = ev->sequence;
+          report(e);
+        }
         continue;
       }
       if (collection_has_it) {
@@ -610,6 +614,7 @@ class bridge_runner : public std::enable_shared_from_this<bridge_runner> {
   std::uint64_t gap_floor_ = 0;                // the end of the last gap: the least `prev` of collection entries
   std::uint64_t written_gap_floor_ = 0;        // gap_floor_ when Redis took the last batch
   std::size_t failures_ = 0;                   // consecutive failures
+  std::uint64_t reported_skip_ = 0;            // the last event reported as impossible to encode
 
   std::atomic<std::uint64_t> written_{0};
   std::atomic<std::uint64_t> events_{0};
