@@ -278,6 +278,44 @@ TEST_CASE("bridge over DurableDatabase: writer killed, offline writes, new bridg
       std::chrono::seconds(120));
 }
 
+TEST_CASE("bridge over DurableDatabase: a lagging bridge reads what it skipped from the change log",
+          "[redis][bridge][durable]") {
+  auto server = start_redis_or_skip();
+  if (!server) return;
+  aurora_sqlite_test::temp_dir dir;
+  run_test([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    aurora::Options options;
+    options.channel_capacity = 10;
+    options.durability = aurora::Durability::normal;
+    DurableDatabase db(dir.file("app.db"), options);
+    std::vector<BridgeError> errors;
+    Bridge bridge{ex, db, bridge_options(*server, errors)};
+    bridge.start();
+    for (int i = 0; i < 5; ++i) db.insert("orders", {{"i", i}});
+    REQUIRE(co_await bridge.wait_written(5));
+    for (int i = 5; i < 50; ++i)
+      db.insert("orders", {{"i", i}});  // 6..50 while the bridge waits: its channel keeps 41..50
+    REQUIRE(co_await bridge.wait_written(50));
+    std::string reported;
+    for (const BridgeError& e : errors) reported += e.message + "\n";
+    INFO(reported);
+    CHECK(errors.empty());
+    CHECK(bridge.stats().lost == 0);
+    CHECK(bridge.stats().events == 50);
+    bridge.stop();
+
+    const auto want = all_events(db);
+    REQUIRE(want.size() == 50);
+    RemoteSubscription global{ex, remote_options(*server), "", std::nullopt, Start::after(0)};
+    for (const auto& ev : want) co_await expect_same(global, *ev);
+    RemoteSubscription orders{ex, remote_options(*server), "orders", std::nullopt, Start::after(0)};
+    for (std::uint64_t s = 1; s <= 50; ++s) co_await expect_sequence(orders, s);
+    CHECK(global.try_recv().error().code == errc::empty);
+    global.unsubscribe();
+    orders.unsubscribe();
+  });
+}
+
 TEST_CASE("bridge over DurableDatabase: history_lost when the reopened file's log lacks what Redis lacks",
           "[redis][bridge][durable]") {
   auto server = start_redis_or_skip();

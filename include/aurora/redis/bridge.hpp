@@ -45,8 +45,10 @@ namespace aurora::redis {
 ///
 /// Gaps are reported, never silent: when the Database no longer retains the events after Redis's
 /// last (`errc::history_lost` at subscribe), or the bridge's subscription lags (`errc::lagged`,
-/// Redis slower than the writers for more than `Options::channel_capacity` events), it calls
-/// `on_error` with the numbers, and goes on with what is retained. Readers see the same gap as
+/// Redis slower than the writers for more than `Options::channel_capacity` events) and the
+/// Database no longer retains what it skipped, it calls `on_error` with the numbers, and goes on
+/// with what is retained. (A lagging bridge over a `DurableDatabase` resubscribes after its last
+/// event and reads what it skipped from the change log: no gap while the log holds it.) Readers see the same gap as
 /// `lagged`: on the global stream by its IDs, exactly; on a collection's stream because the
 /// collection's next entry names the gap's end as its `prev` (an upper bound of what that
 /// collection lost; a later bridge does not know of an earlier one's gaps). See `BridgeError`.

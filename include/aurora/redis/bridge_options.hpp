@@ -21,8 +21,10 @@ namespace aurora::redis {
 ///   after the last one Redis holds, so `missed` events (`after + 1` to `resumed_at - 1`) never
 ///   reach Redis; the bridge goes on with the oldest event retained (`resumed_at`);
 /// - `aurora::errc::lagged`: the bridge's own subscription fell more than the channel capacity
-///   behind (Redis was slower than the writers): `missed` events after `after` were skipped;
-///   the bridge goes on with `resumed_at`;
+///   behind (Redis was slower than the writers) and the Database no longer retains those events
+///   (a `DurableDatabase` whose change log still holds them is read from there instead, and
+///   nothing is reported): `missed` events after `after` were skipped; the bridge goes on with
+///   `resumed_at`;
 /// - `aurora::errc::invalid_document`: an event that cannot be written as a stream entry (a
 ///   document string that is not UTF-8) is skipped: `missed` is 1, `after + 1` its sequence;
 /// - `aurora::errc::invalid_argument` with `fatal`: the global stream holds events beyond the

@@ -394,6 +394,20 @@ class bridge_runner : public std::enable_shared_from_this<bridge_runner> {
     return true;
   }
 
+  // After a lag: replaces the subscription with one after `after` when the Database still
+  // retains those events (a DurableDatabase reads them from its change log); false, with nothing
+  // changed, when it does not (the in-memory history lost them), or when stopped.
+  bool resubscribe_after(std::uint64_t after) {
+    const std::lock_guard lock(feed_mutex_);
+    if (!feed_ || stopping_.load()) return false;
+    try {
+      sub_ = feed_->subscribe(Start::after(after));
+      return true;
+    } catch (const aurora::error&) {  // history_lost, or the change log could not be read: a lag
+      return false;
+    }
+  }
+
   // Adds one receive's outcome to the batch (an event), or reports it (lagged), or notes the end.
   void absorb(RecvResult r, bool& closed) {
     if (!r) {
@@ -408,6 +422,7 @@ class bridge_runner : public std::enable_shared_from_this<bridge_runner> {
         // Resubscribed from the oldest event after history_lost, and lagged before the first
         // event: the history_lost report at that event covers the whole gap, from Redis's last on.
         if (pending_gap_) return;
+        if (resubscribe_after(taken_)) return;  // a durable database's change log still holds them
         const std::uint64_t missed = r.error().missed;
         BridgeError e;
         e.code = errc::lagged;
