@@ -19,6 +19,9 @@ enum class Durability {
   /// The commit is handed to the operating system (written to the write-ahead log, synced only at
   /// checkpoints, SQLite `synchronous=NORMAL`) before the write returns: it survives a process
   /// crash; a power loss or kernel crash may lose the last commits, never corrupt the file.
+  /// Their sequences are then given again to the next commits: a consumer that saw the lost
+  /// ones (a Redis bridge, a client that stored its position) holds events the database no
+  /// longer has under those numbers. Use `full` where such consumers must stay exact.
   normal,
 };
 
