@@ -9,6 +9,10 @@
 #   BUILD=$OUT/build            Aurora's build directory (preset `bench`: g++ 12, -O3 -DNDEBUG)
 #   SUITES="full stalled"       run_all.sh suites to run each round (also: core, fanout1t)
 #   DB=1                        also db_bench vs the raw ring (hub_bench fanout, alloc events)
+#   BASELINE=REV                with DB=1: also db_bench built from this tree's benchmark source
+#                               against the library (include/) of git revision REV, run next to
+#                               this tree's in the same rounds: the write path users run, with
+#                               only the library differing (e.g. the "no slowdown" of a change)
 #   QUIET_WAIT_S=5              how long run_all.sh waits for an idle machine before each run
 #                               (runs that still overlap other processes are flagged by
 #                               foreign_cpu_frac and left out of the medians when others are not)
@@ -49,6 +53,18 @@ if [[ -z "${SKIP_BUILD:-}" ]]; then
   cp -r "$PEERS/tokio-broadcast" "$OUT/peer/" && chmod -R u+w "$OUT/peer"
   (cd "$peer" && { cargo build --offline --release -j 2 ||
                    { rm -f Cargo.lock && cargo build --offline --release -j 2; }; })
+fi
+BASE_DB_BIN=
+if [[ -n "${BASELINE:-}" ]]; then
+  base=$OUT/baseline
+  BASE_DB_BIN=$base/db_bench
+  if [[ -z "${SKIP_BUILD:-}" ]]; then
+    echo "# building db_bench against the library of $BASELINE in $base" >&2
+    rm -rf "$base" && mkdir -p "$base"
+    git -C "$repo" archive "$BASELINE" include | tar -x -C "$base"
+    # The flags of preset bench (Release: -O3 -DNDEBUG, CMake's default gnu++20).
+    g++ -std=gnu++20 -O3 -DNDEBUG -I"$base/include" "$here/db_bench.cpp" -o "$BASE_DB_BIN" -pthread
+  fi
 fi
 HUB_BIN=${HUB_BIN:-$BUILD/tests/bench/hub_bench}
 DB_BIN=${DB_BIN:-$BUILD/tests/bench/db_bench}
@@ -94,7 +110,15 @@ for r in $(seq 1 "$ROUNDS"); do
       wait_quiet; "${nice_cmd[@]}" "$HUB_BIN" "${raw[@]}" --events 200000 --event-mode alloc \
         --run-id "$r" >>"$results/raw-ring.jsonl"
       for w in 1 4; do
-        wait_quiet; "${nice_cmd[@]}" "$DB_BIN" --writers "$w" --subs "$n" --events 200000 --run-id "$r" >>"$results/db.jsonl"
+        dbs=("$DB_BIN:db")
+        if [[ -n "$BASE_DB_BIN" ]]; then
+          dbs=("$DB_BIN:db" "$BASE_DB_BIN:db-baseline")
+          if (( r % 2 == 0 )); then dbs=("$BASE_DB_BIN:db-baseline" "$DB_BIN:db"); fi
+        fi
+        for entry in "${dbs[@]}"; do
+          wait_quiet; "${nice_cmd[@]}" "${entry%:*}" --writers "$w" --subs "$n" --events 200000 --run-id "$r" \
+            >>"$results/${entry##*:}.jsonl"
+        done
       done
     done
   fi
@@ -108,7 +132,8 @@ python3 "$peer/summarize.py" "$results/tokio.jsonl" "${hub_files[@]}"
 echo
 echo "## Aurora / tokio"
 python3 "$here/compare_report.py" --peer "$peer" "$results/tokio.jsonl" "${hub_files[@]}" \
-  $([[ -s "$results/db.jsonl" ]] && echo --db "$results/db.jsonl" --raw "$results/raw-ring.jsonl")
+  $([[ -s "$results/db.jsonl" ]] && echo --db "$results/db.jsonl" --raw "$results/raw-ring.jsonl") \
+  $([[ -s "$results/db-baseline.jsonl" ]] && echo --db-baseline "$results/db-baseline.jsonl" --baseline-name "$BASELINE")
 for view in "--probe-below 100:cache-line hand-off < 100 ns (vCPUs placed close)" \
             "--probe-above 100:cache-line hand-off >= 100 ns (vCPUs placed apart)"; do
   echo

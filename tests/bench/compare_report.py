@@ -2,13 +2,15 @@
 """Aurora / tokio ratios per workload, from the JSON lines of compare.sh.
 
 Usage: compare_report.py --peer PEER_DIR TOKIO.jsonl HUB.jsonl [HUB2.jsonl ...]
-                         [--db DB.jsonl --raw RAW.jsonl]
+                         [--db DB.jsonl --raw RAW.jsonl] [--db-baseline BASE.jsonl --baseline-name REV]
 Each HUB file is one build of hub_bench (e.g. the current headers and a proposed change), run in
 the same interleaved rounds; each gets a column and a ratio to tokio.
 --probe-below NS / --probe-above NS keep only the runs whose probe_c2c_oneway_ns is below / at
 or above NS: on a VM whose two vCPUs are sometimes placed close (c2c ~25 ns) and sometimes far
 apart (~200 ns) the multi-thread numbers are bimodal, and a ratio should compare like with like.
 --main-only prints the first table alone.
+--db-baseline: db_bench runs of the same benchmark source built against another revision's
+library (compare.sh BASELINE=REV), from the same rounds: a table of this tree over that one.
 
 Medians of quiet runs (the peer's summarize.noisy() decides; when a configuration has no quiet
 run, the median of all its runs is shown and marked "noisy"). Ratios compare medians of the
@@ -26,6 +28,8 @@ ap.add_argument("tokio")
 ap.add_argument("hub", nargs="+")
 ap.add_argument("--db")
 ap.add_argument("--raw")
+ap.add_argument("--db-baseline")
+ap.add_argument("--baseline-name", default="baseline")
 ap.add_argument("--probe-below", type=float)
 ap.add_argument("--probe-above", type=float)
 ap.add_argument("--main-only", action="store_true")
@@ -190,3 +194,26 @@ if db:
     print("\n(db/raw: events/s of the database path over the raw ring's at the same N (hub_bench fanout, "
           "alloc events, publisher task; N=0: hub_bench publish); target >= 0.5. subs 0: the write path "
           "alone, no channel exists.)")
+
+# The same db_bench source against another revision's library, from the same rounds.
+base = load(args.db_baseline)
+if db and base:
+    name = args.baseline_name
+    print()
+    print(f"| db_bench | writers | subs | inserts/s {name} | inserts/s now | now/{name} | "
+          f"deliveries/s {name} | deliveries/s now | now/{name} |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    baseg = defaultdict(list)
+    for d in base:
+        baseg[(d["writers"], d["subs"])].append(d)
+    for (w, n) in sorted(dbg):
+        if (w, n) not in baseg:
+            continue
+        cells = []
+        for metric in ("inserts_per_s", "deliveries_per_s"):
+            old_v, old_s = cell(baseg[(w, n)], metric)
+            new_v, new_s = cell(dbg[(w, n)], metric)
+            cells += [old_s, new_s, f"{new_v / old_v:.2f}" if old_v and new_v else "-"]
+        print(f"| | {w} | {n} | " + " | ".join(cells) + " |")
+    print(f"\n(now/{name} above 1: this tree is faster. Both sides are db_bench from this tree's source; "
+          "only the library differs.)")
