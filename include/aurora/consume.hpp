@@ -38,7 +38,10 @@ requires std::invocable<Handler&, const RecvResult&> boost::asio::awaitable<void
   } catch (const boost::system::system_error& e) {
     if (e.code() != boost::asio::error::operation_aborted) throw;
   }
-  for (RecvResult r = sub.try_recv(); r || r.error().code == errc::lagged; r = sub.try_recv()) handle(r);
+  for (RecvResult r = sub.try_recv(); r || (r.error().code != errc::empty && r.error().code != errc::closed);
+       r = sub.try_recv()) {
+    handle(r);
+  }
 }
 
 }  // namespace aurora

@@ -323,7 +323,9 @@ class BasicDatabase {
   /// also report: `lagged` when writers trimmed the log past what it had read (`missed` counts
   /// the skipped sequences of every collection, as for a collection's catch-up from memory);
   /// `storage_error` once if the log cannot be read, then `closed` (going on would leave a
-  /// gap); `closed` once the database is destroyed, even if the log held more.
+  /// gap); `lagged` for the part not read yet when the database is destroyed (then what its
+  /// channel holds, then `closed`). Such a receive reads SQLite on the receiving thread, and may
+  /// wait for the storage while a commit is written.
   ///
   /// On a durable database, a call that must make the collection's channel (nobody subscribes
   /// to `collection` yet) while a group of commits is being written waits until that group is
@@ -796,7 +798,18 @@ class BasicDatabase {
       durable_.published.notify_all();  // a leader may wait for creating == 0
     }
     hub_lock.unlock();
-    if (from_log) state.replay_log(durable_.log, after, head, collection);
+    if (!from_log) return;
+    for (;;) {
+      try {
+        state.replay_log(durable_.log, after, head, collection);
+        return;
+      } catch (const error& e) {
+        if (e.code() != errc::history_lost || requested.kind() != Start::Kind::oldest) throw;
+      }
+      // Start::oldest is the oldest event logged when it is read: writers trimmed the log since.
+      after = std::max(after, storage_.oldest_logged() - 1);
+      if (after >= head) return;  // all of it trimmed: live events only
+    }
   }
 
   // Durable: the change log as resumed subscriptions read it, on their own threads, after the

@@ -91,7 +91,7 @@ class Subscription {
   /// arrived unread (the next receive goes on from the oldest event still held), or
   /// `errc::closed` after `unsubscribe()` or once the Database is gone and everything was read.
   /// A durable subscription still reading the change log may also yield `errc::storage_error`
-  /// (see `BasicDatabase::subscribe`).
+  /// (see `BasicDatabase::subscribe`), and reads the log here, a page at a time.
   /// An event that is already there is returned without suspending (after `recv_budget` of
   /// that, it yields once); otherwise the coroutine resumes on its own executor when one is
   /// published.
@@ -133,8 +133,11 @@ class Subscription {
     co_return co_await async_recv(boost::asio::use_awaitable);
   }
 
-  /// The next matching event if one is ready, else `errc::empty` (or `lagged` / `closed` as for
-  /// `recv`). Never waits. Must not run while a receive is in flight.
+  /// The next matching event if one is ready, else `errc::empty` (or `lagged` / `closed` /
+  /// `storage_error` as for `recv`). Never waits for an event to be published; a durable
+  /// subscription still reading the change log reads its next page from SQLite here (for a
+  /// collection with few events there, until one matches). Must not run while a receive is in
+  /// flight.
   [[nodiscard]] RecvResult try_recv() {
     if (!state_) return RecvResult(RecvError{errc::closed});
     return state_->try_recv();

@@ -278,9 +278,11 @@ class subscriber final : public ring_waiter,
 
   // The replay's next event that passes the filter, or its outcome: lagged when the log was
   // trimmed past what it had read (missed counts the skipped sequences database-wide, as a
-  // collection subscription's backlog does), closed once the database is gone, storage_error
-  // once when the log cannot be read (the subscription is then closed: the events after the
-  // failure cannot be delivered without a gap). nullopt once the replay is over (it is freed).
+  // collection subscription's backlog does), or when the database is gone with the part not
+  // read yet (the replay ends: what the channel holds follows, then closed, as for any
+  // subscription of a destroyed database); storage_error once when the log cannot be read (the
+  // subscription is then closed: the events after the failure cannot be delivered without a
+  // gap). nullopt once the replay is over (it is freed).
   std::optional<RecvResult> next_replayed() noexcept {
     log_replay& r = *replay_;
     for (;;) {
@@ -294,7 +296,6 @@ class subscriber final : public ring_waiter,
       }
       r.page.clear();
       r.next = 0;
-      errc failure = errc::storage_error;
       try {
         try {
           r.after = r.reader->read(r.after, r.end, r.collection, r.page);
@@ -310,11 +311,15 @@ class subscriber final : public ring_waiter,
           return RecvResult(RecvError{errc::lagged, missed});
         }
       } catch (const error& e) {
-        if (e.code() == errc::closed) failure = errc::closed;
+        if (e.code() == errc::closed) {
+          const std::uint64_t missed = r.end - r.after;  // above 0: after < end here
+          replay_.reset();
+          return RecvResult(RecvError{errc::lagged, missed});
+        }
       } catch (...) {
       }
       close();
-      return RecvResult(RecvError{failure});
+      return RecvResult(RecvError{errc::storage_error});
     }
   }
 
