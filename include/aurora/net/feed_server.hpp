@@ -755,6 +755,8 @@ class feed_session : public std::enable_shared_from_this<feed_session> {
             if (r.error().code == errc::storage_error) {  // a durable resume could not read the change log
               self->push_reply(error_message(entry->id, errc_name(errc::storage_error),
                                              "the subscription ended: reading the change log failed"));
+              entry->active = false;
+              self->subs_.erase(entry->id);  // the id may be subscribed again
             }
             co_return;  // closed: unsubscribed, connection ended, or the Database is gone
           }
