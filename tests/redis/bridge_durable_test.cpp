@@ -2,6 +2,7 @@
 // (kill -9 of the writing process, then close and reopen in this one) while Redis keeps what
 // the bridge wrote, and a new bridge on the reopened file writes exactly what Redis lacks, from
 // the change log. Built only when both aurora::redis and aurora::sqlite exist.
+#include "../sqlite/fault_vfs.hpp"
 #include "../sqlite/support.hpp"
 #include "test_support.hpp"
 
@@ -313,6 +314,90 @@ TEST_CASE("bridge over DurableDatabase: a lagging bridge reads what it skipped f
     CHECK(global.try_recv().error().code == errc::empty);
     global.unsubscribe();
     orders.unsubscribe();
+  });
+}
+
+TEST_CASE("bridge over DurableDatabase: a lagging bridge whose log was partly trimmed loses only what it lacks",
+          "[redis][bridge][durable]") {
+  auto server = start_redis_or_skip();
+  if (!server) return;
+  aurora_sqlite_test::temp_dir dir;
+  run_test([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    aurora::Options options;
+    options.channel_capacity = 10;
+    options.history = 30;
+    options.durability = aurora::Durability::normal;
+    DurableDatabase db(dir.file("app.db"), options);
+    std::vector<BridgeError> errors;
+    Bridge bridge{ex, db, bridge_options(*server, errors)};
+    bridge.start();
+    for (int i = 0; i < 5; ++i) db.insert("orders", {{"i", i}});
+    REQUIRE(co_await bridge.wait_written(5));
+    // 6..105 while the bridge waits: its channel keeps 96..105, the change log 76..105.
+    for (int i = 5; i < 105; ++i) db.insert("orders", {{"i", i}});
+    REQUIRE(co_await bridge.wait_written(105));
+    REQUIRE(errors.size() == 1);
+    INFO(errors[0].message);
+    CHECK(errors[0].code == errc::lagged);
+    CHECK(errors[0].after == 5);
+    CHECK(errors[0].missed == 70);
+    CHECK(errors[0].resumed_at == 76);
+    CHECK(bridge.stats().lost == 70);
+    CHECK(bridge.stats().events == 35);
+    bridge.stop();
+
+    RemoteSubscription global{ex, remote_options(*server), "", std::nullopt, Start::after(0)};
+    for (std::uint64_t s = 1; s <= 5; ++s) co_await expect_sequence(global, s);
+    const RecvResult gap = co_await global.recv();
+    REQUIRE_FALSE(gap.has_value());
+    CHECK(gap.error() == RecvError{errc::lagged, 70});
+    for (std::uint64_t s = 76; s <= 105; ++s) co_await expect_sequence(global, s);
+    CHECK(global.try_recv().error().code == errc::empty);
+    global.unsubscribe();
+  });
+}
+
+TEST_CASE("bridge over DurableDatabase: a change log that cannot be read while it lags is a failed attempt, no loss",
+          "[redis][bridge][durable]") {
+  auto server = start_redis_or_skip();
+  if (!server) return;
+  aurora_sqlite_test::temp_dir dir;
+  aurora_sqlite_test::shim_registration shim;
+  auto& plan = aurora_sqlite_test::plan;
+  run_test([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    aurora::Options options;
+    options.channel_capacity = 10;
+    options.durability = aurora::Durability::normal;
+    DurableDatabase db(dir.file("app.db"), options);
+    std::vector<BridgeError> errors;
+    BridgeOptions o = bridge_options(*server, errors);
+    o.on_error = [&](const BridgeError& e) {
+      errors.push_back(e);
+      plan.fail_reads = false;  // the disk works again for the next attempt
+    };
+    Bridge bridge{ex, db, o};
+    bridge.start();
+    for (int i = 0; i < 5; ++i) db.insert("orders", {{"i", i}});
+    REQUIRE(co_await bridge.wait_written(5));
+    // 6..3005 (12 MB, more than SQLite's page cache) while the bridge waits: it lags, and its
+    // resubscribe after 5 reads the change log while reads fail.
+    const std::string pad(4000, 'p');
+    for (int i = 5; i < 3005; ++i) db.insert("orders", {{"i", i}, {"pad", pad}});
+    plan.fail_reads = true;
+    REQUIRE(co_await bridge.wait_written(3005));
+    bridge.stop();
+    CHECK(plan.failed_calls.load() > 0);
+    REQUIRE_FALSE(errors.empty());
+    for (const BridgeError& e : errors) {
+      INFO(e.message);
+      CHECK(e.code == errc::storage_error);
+      CHECK_FALSE(e.fatal);
+    }
+    CHECK(bridge.stats().lost == 0);
+
+    RemoteSubscription global{ex, remote_options(*server), "", std::nullopt, Start::after(0)};
+    for (std::uint64_t s = 1; s <= 3005; ++s) co_await expect_sequence(global, s);
+    global.unsubscribe();
   });
 }
 

@@ -359,15 +359,13 @@ class bridge_runner : public std::enable_shared_from_this<bridge_runner> {
         sub_ = feed_->subscribe(Start::after(last));
       } catch (const aurora::error& e) {
         if (e.code() == errc::history_lost) {
-          sub_ = feed_->subscribe(Start::oldest());
+          subscribe_oldest();
           pending_gap_ = last;
+          pending_gap_lag_ = false;
         } else if (e.code() == errc::invalid_argument) {
           mismatch = true;
         } else {
-          // A durable database that could not read its change log (storage_error): a failed
-          // attempt like a lost connection, reported and retried after a backoff.
-          throw boost::system::system_error(e.code(),
-                                            context(std::string("subscribing to the database failed: ") + e.what()));
+          throw attempt_failed(e);
         }
       }
     }
@@ -394,18 +392,38 @@ class bridge_runner : public std::enable_shared_from_this<bridge_runner> {
     return true;
   }
 
-  // After a lag: replaces the subscription with one after `after` when the Database still
-  // retains those events (a DurableDatabase reads them from its change log); false, with nothing
-  // changed, when it does not (the in-memory history lost them), or when stopped.
+  // A database error while subscribing (storage_error: a DurableDatabase could not read its
+  // change log): a failed attempt like a lost connection, reported and retried after a backoff.
+  boost::system::system_error attempt_failed(const aurora::error& e) const {
+    return {e.code(), context(std::string("subscribing to the database failed: ") + e.what())};
+  }
+
+  // Subscribes from the oldest event the Database retains. Call with feed_mutex_ held.
+  void subscribe_oldest() {
+    try {
+      sub_ = feed_->subscribe(Start::oldest());
+    } catch (const aurora::error& e) {
+      throw attempt_failed(e);
+    }
+  }
+
+  // After a lag: resubscribes after `after`, the last event taken. When the Database still
+  // retains what followed it (a DurableDatabase's change log) nothing is lost; otherwise the
+  // subscription starts at the oldest event retained, and the gap is reported (as lagged) when
+  // its first event arrives. False (nothing changed) when stopped.
   bool resubscribe_after(std::uint64_t after) {
     const std::lock_guard lock(feed_mutex_);
     if (!feed_ || stopping_.load()) return false;
     try {
       sub_ = feed_->subscribe(Start::after(after));
       return true;
-    } catch (const aurora::error&) {  // history_lost, or the change log could not be read: a lag
-      return false;
+    } catch (const aurora::error& e) {
+      if (e.code() != errc::history_lost) throw attempt_failed(e);
     }
+    subscribe_oldest();
+    pending_gap_ = after;
+    pending_gap_lag_ = true;
+    return true;
   }
 
   // Adds one receive's outcome to the batch (an event), or reports it (lagged), or notes the end.
@@ -419,23 +437,12 @@ class bridge_runner : public std::enable_shared_from_this<bridge_runner> {
         throw boost::system::system_error(make_error_code(errc::storage_error),
                                           context("the database's change log could not be read"));
       } else if (r.error().code == errc::lagged) {
-        // Resubscribed from the oldest event after history_lost, and lagged before the first
-        // event: the history_lost report at that event covers the whole gap, from Redis's last on.
+        // Resubscribed from the oldest event and lagged again before its first event: the report
+        // at that event covers the whole gap.
         if (pending_gap_) return;
-        if (resubscribe_after(taken_)) return;  // a durable database's change log still holds them
-        const std::uint64_t missed = r.error().missed;
-        BridgeError e;
-        e.code = errc::lagged;
-        e.after = taken_;
-        e.missed = missed;
-        e.resumed_at = taken_ + missed + 1;
-        e.message =
-            context("the bridge's subscription lagged: events " + std::to_string(taken_ + 1) + " to " +
-                    std::to_string(taken_ + missed) + " (" + std::to_string(missed) +
-                    ") were overwritten before they reached Redis; going on with " + std::to_string(e.resumed_at));
-        taken_ += missed;
-        gap_floor_ = taken_;
-        report(e);
+        // Read what was skipped from the Database's history if it still has it; else from its
+        // oldest event, reporting the gap at the first one. Stopped: take nothing after the gap.
+        if (!resubscribe_after(taken_)) closed = true;
       }
       return;
     }
@@ -446,14 +453,18 @@ class bridge_runner : public std::enable_shared_from_this<bridge_runner> {
       pending_gap_.reset();
       if (ev->sequence > after + 1) {
         BridgeError e;
-        e.code = errc::history_lost;
+        e.code = pending_gap_lag_ ? errc::lagged : errc::history_lost;
         e.after = after;
         e.missed = ev->sequence - after - 1;
         e.resumed_at = ev->sequence;
-        e.message = context("Redis holds the events up to " + std::to_string(after) +
-                            ", but the database no longer retains " + std::to_string(after + 1) + " to " +
-                            std::to_string(ev->sequence - 1) + " (" + std::to_string(e.missed) +
-                            " events): they never reach Redis; going on with " + std::to_string(ev->sequence));
+        const std::string range = std::to_string(after + 1) + " to " + std::to_string(ev->sequence - 1) + " (" +
+                                  std::to_string(e.missed) + " events)";
+        e.message = context((pending_gap_lag_
+                                 ? "the bridge's subscription lagged and the database no longer retains " + range +
+                                       ": they never reach Redis"
+                                 : "Redis holds the events up to " + std::to_string(after) +
+                                       ", but the database no longer retains " + range + ": they never reach Redis") +
+                            "; going on with " + std::to_string(ev->sequence));
         gap_floor_ = ev->sequence - 1;
         report(e);
       }
@@ -625,7 +636,8 @@ class bridge_runner : public std::enable_shared_from_this<bridge_runner> {
   std::vector<std::shared_ptr<const ChangeEvent>> batch_;
   std::map<std::string, std::uint64_t> prev_;  // stream key -> sequence of its last entry (this session)
   std::uint64_t taken_ = 0;                    // the last sequence taken from the feed (or resumed after)
-  std::optional<std::uint64_t> pending_gap_;   // resumed from oldest() after history_lost past this
+  std::optional<std::uint64_t> pending_gap_;   // resubscribed from oldest(): the events after this were not retained
+  bool pending_gap_lag_ = false;               // that gap came from a lag (else from history_lost at resume)
   std::uint64_t gap_floor_ = 0;                // the end of the last gap: the least `prev` of collection entries
   std::uint64_t written_gap_floor_ = 0;        // gap_floor_ when Redis took the last batch
   std::size_t failures_ = 0;                   // consecutive failures
