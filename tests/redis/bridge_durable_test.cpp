@@ -203,6 +203,20 @@ writer_ack run_and_kill_writer(const std::string& path, const redis_server& serv
   return ack;
 }
 
+// Options that make a bridge lag soon: a channel of 10 events, commits without fsync.
+aurora::Options lag_options(std::uint64_t history = aurora::Options{}.history) {
+  aurora::Options o;
+  o.channel_capacity = 10;
+  o.history = history;
+  o.durability = aurora::Durability::normal;
+  return o;
+}
+
+// Inserts {"i": from} .. {"i": to - 1} into "orders" (sequences from + 1 .. to on a fresh database).
+void insert_orders(DurableDatabase& db, int from, int to) {
+  for (int i = from; i < to; ++i) db.insert("orders", {{"i", i}});
+}
+
 }  // namespace
 
 TEST_CASE("bridge over DurableDatabase: writer killed, offline writes, new bridge: Redis holds 1..N once, in order",
@@ -285,17 +299,13 @@ TEST_CASE("bridge over DurableDatabase: a lagging bridge reads what it skipped f
   if (!server) return;
   aurora_sqlite_test::temp_dir dir;
   run_test([&](asio::any_io_executor ex) -> asio::awaitable<void> {
-    aurora::Options options;
-    options.channel_capacity = 10;
-    options.durability = aurora::Durability::normal;
-    DurableDatabase db(dir.file("app.db"), options);
+    DurableDatabase db(dir.file("app.db"), lag_options());
     std::vector<BridgeError> errors;
     Bridge bridge{ex, db, bridge_options(*server, errors)};
     bridge.start();
-    for (int i = 0; i < 5; ++i) db.insert("orders", {{"i", i}});
+    insert_orders(db, 0, 5);
     REQUIRE(co_await bridge.wait_written(5));
-    for (int i = 5; i < 50; ++i)
-      db.insert("orders", {{"i", i}});  // 6..50 while the bridge waits: its channel keeps 41..50
+    insert_orders(db, 5, 50);  // 6..50 while the bridge waits: its channel keeps 41..50
     REQUIRE(co_await bridge.wait_written(50));
     std::string reported;
     for (const BridgeError& e : errors) reported += e.message + "\n";
@@ -323,18 +333,13 @@ TEST_CASE("bridge over DurableDatabase: a lagging bridge whose log was partly tr
   if (!server) return;
   aurora_sqlite_test::temp_dir dir;
   run_test([&](asio::any_io_executor ex) -> asio::awaitable<void> {
-    aurora::Options options;
-    options.channel_capacity = 10;
-    options.history = 30;
-    options.durability = aurora::Durability::normal;
-    DurableDatabase db(dir.file("app.db"), options);
+    DurableDatabase db(dir.file("app.db"), lag_options(30));
     std::vector<BridgeError> errors;
     Bridge bridge{ex, db, bridge_options(*server, errors)};
     bridge.start();
-    for (int i = 0; i < 5; ++i) db.insert("orders", {{"i", i}});
+    insert_orders(db, 0, 5);
     REQUIRE(co_await bridge.wait_written(5));
-    // 6..105 while the bridge waits: its channel keeps 96..105, the change log 76..105.
-    for (int i = 5; i < 105; ++i) db.insert("orders", {{"i", i}});
+    insert_orders(db, 5, 105);  // while the bridge waits: its channel keeps 96..105, the change log 76..105
     REQUIRE(co_await bridge.wait_written(105));
     REQUIRE(errors.size() == 1);
     INFO(errors[0].message);
@@ -365,10 +370,7 @@ TEST_CASE("bridge over DurableDatabase: a change log that cannot be read while i
   aurora_sqlite_test::shim_registration shim;
   auto& plan = aurora_sqlite_test::plan;
   run_test([&](asio::any_io_executor ex) -> asio::awaitable<void> {
-    aurora::Options options;
-    options.channel_capacity = 10;
-    options.durability = aurora::Durability::normal;
-    DurableDatabase db(dir.file("app.db"), options);
+    DurableDatabase db(dir.file("app.db"), lag_options());
     std::vector<BridgeError> errors;
     BridgeOptions o = bridge_options(*server, errors);
     o.on_error = [&](const BridgeError& e) {
@@ -377,7 +379,7 @@ TEST_CASE("bridge over DurableDatabase: a change log that cannot be read while i
     };
     Bridge bridge{ex, db, o};
     bridge.start();
-    for (int i = 0; i < 5; ++i) db.insert("orders", {{"i", i}});
+    insert_orders(db, 0, 5);
     REQUIRE(co_await bridge.wait_written(5));
     // 6..3005 (12 MB, more than SQLite's page cache) while the bridge waits: it lags, and its
     // resubscribe after 5 reads the change log while reads fail.

@@ -119,6 +119,14 @@ void insert_n(Database& db, int n, const std::string& collection = "orders") {
   for (int i = 0; i < n; ++i) db.insert(collection, {{"i", i}});
 }
 
+// A bridge that writes everything `db` holds to Redis, then goes away.
+asio::awaitable<void> bridge_all_then_stop(asio::any_io_executor ex, const redis_server& server, Database& db,
+                                           std::vector<BridgeError>& errors) {
+  Bridge bridge{ex, db, bridge_options(server, errors)};
+  bridge.start();
+  REQUIRE(co_await bridge.wait_written(db.last_sequence()));
+}
+
 // Sets Redis's `maxmemory` (with no eviction, 1 refuses every write with OOM).
 asio::awaitable<void> set_maxmemory(connection& c, std::string bytes) {
   const command config{"CONFIG", "SET", "maxmemory", std::move(bytes)};
@@ -448,11 +456,7 @@ TEST_CASE("bridge: history_lost is reported with the numbers when the database n
     Database db(small);
     std::vector<BridgeError> errors;
     insert_n(db, 5);
-    {
-      Bridge first{ex, db, bridge_options(*server, errors)};
-      first.start();
-      REQUIRE(co_await first.wait_written(5));
-    }
+    co_await bridge_all_then_stop(ex, *server, db, errors);
     insert_n(db, 35);  // 6..40; the database retains 31..40
     Bridge second{ex, db, bridge_options(*server, errors)};
     second.start();
@@ -493,11 +497,7 @@ TEST_CASE("bridge: a lag right after history_lost is one report over the whole g
     Database db(small);
     std::vector<BridgeError> errors;
     insert_n(db, 5);
-    {
-      Bridge first{ex, db, bridge_options(*server, errors)};
-      first.start();
-      REQUIRE(co_await first.wait_written(5));
-    }
+    co_await bridge_all_then_stop(ex, *server, db, errors);
     insert_n(db, 35);  // 6..40; the database retains 31..40
     // The bridge resubscribes from 31, then 41..55 arrive before it reads: it keeps 46..55.
     auto runner = std::make_shared<bridge_runner>(ex, std::make_unique<lagging_resubscribe_feed>(db, 15),
