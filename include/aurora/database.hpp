@@ -847,7 +847,7 @@ class BasicDatabase {
     }
 
    private:
-    Storage& open_storage() const {
+    [[nodiscard]] Storage& open_storage() const {
       if (storage_ == nullptr) throw error(errc::closed, "the database was destroyed");
       return *storage_;
     }
