@@ -761,9 +761,10 @@ class BasicDatabase {
 
   // Durable: a start older than the in-memory history is served from the change log. Under
   // publish_mutex, which guards the hub here (nothing is published meanwhile), note the live
-  // head H and attach to the live channel after H; then, without the lock, read the log from
-  // s + 1 to H (all durable, since H was published) and preload the subscription with the events
-  // of its collection. The filter applies on delivery, as for live events: no gap, no duplicate.
+  // head H and attach to the live channel after H; then, without the lock, give the subscription
+  // the log from s + 1 to H (all durable, since H was published), which it reads a page at a
+  // time as it receives, its collection's events only. The filter applies on delivery, as for
+  // live events: no gap, no duplicate.
   // A channel made while a group is in flight (prepared, being written) would miss its events,
   // so a subscribe that needs a new channel then waits for that group to be published; the
   // next leader lets it go first (durable_state::creating). Other subscribes do not wait. The
@@ -829,7 +830,7 @@ class BasicDatabase {
         last = ev->sequence;
         if (collection.empty() || ev->collection == collection) out.push_back(std::move(ev));
       });
-      if (n == 0 && limit > 0) {
+      if (n == 0) {  // callers read only before `end` (after < end), so the log must hold more
         throw error(errc::storage_error, "the change log ends at sequence " + std::to_string(after) +
                                              ", before sequence " + std::to_string(end) + ", which was published");
       }

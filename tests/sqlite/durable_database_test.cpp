@@ -281,8 +281,8 @@ TEST_CASE("DurableDatabase: history_lost when the log was trimmed", "[durable]")
 namespace {
 
 // The sequences and lag reports a subscription holds right now, in order: n for an event with
-// sequence n, -m for a lag of m events.
-std::vector<std::int64_t> drain_with_lags(aurora::Subscription& sub) {
+// sequence n, -m for a lag of m events; it must then report `end` (empty: nothing more yet).
+std::vector<std::int64_t> drain_with_lags(aurora::Subscription& sub, errc end = errc::empty) {
   std::vector<std::int64_t> out;
   for (;;) {
     aurora::RecvResult r = sub.try_recv();
@@ -291,7 +291,7 @@ std::vector<std::int64_t> drain_with_lags(aurora::Subscription& sub) {
     } else if (r.error().code == errc::lagged) {
       out.push_back(-static_cast<std::int64_t>(r.error().missed));
     } else {
-      REQUIRE(r.error().code == errc::empty);
+      REQUIRE(r.error().code == end);
       return out;
     }
   }
@@ -346,13 +346,7 @@ TEST_CASE("DurableDatabase: a resume still reading the log when the database is 
   for (std::uint64_t s = 1; s <= page; ++s) want.push_back(std::int64_t(s));
   want.push_back(-std::int64_t(page));
   for (std::uint64_t s = 2 * page + 1; s <= 2 * page + 3; ++s) want.push_back(std::int64_t(s));
-  std::vector<std::int64_t> got;
-  aurora::RecvResult r = sub.try_recv();
-  for (; r || r.error().code == errc::lagged; r = sub.try_recv()) {
-    got.push_back(r ? std::int64_t(r->sequence) : -std::int64_t(r.error().missed));
-  }
-  CHECK(r.error().code == errc::closed);
-  CHECK(got == want);
+  CHECK(drain_with_lags(sub, errc::closed) == want);
   CHECK(sub.try_recv().error().code == errc::closed);
 }
 
