@@ -101,9 +101,10 @@ class BasicDatabase {
   /// stored one. `options.durability` and `options.history` set how commits are made durable
   /// and how many change-log events are kept for `Start::after`.
   ///
-  /// Errors: `invalid_argument` for `options.channel_capacity` (as the in-memory constructor);
-  /// `storage_error` when the file cannot be opened or read (locked by another process, not an
-  /// Aurora database, corrupt, newer format, I/O error), with the engine's message.
+  /// Errors: `invalid_argument` for `options.channel_capacity` (as the in-memory constructor) and
+  /// for `options.max_change_bytes` (0 or above `max_change_bytes_limit`); `storage_error` when
+  /// the file cannot be opened or read (locked by another process, not an Aurora database,
+  /// corrupt, newer format, I/O error), with the engine's message.
   explicit BasicDatabase(const std::string& path, Options options = {}) requires(Storage::durable)
       : options_(check(options)),
         storage_(
@@ -536,7 +537,8 @@ class BasicDatabase {
     // Stamps, publishes, unlocks, wakes. Throws only what preparing the channels throws
     // (std::bad_alloc), and then the scope is rolled back when destroyed. Durable: publishing
     // waits for the durable commit (commit_durable), which also throws invalid_document (not
-    // UTF-8; rolled back) and storage_error (undone by discard_group).
+    // UTF-8, or more than max_change_bytes; rolled back) and storage_error (undone by
+    // discard_group).
     void commit() {
       if (events_.empty()) {
         committed_ = true;
@@ -586,12 +588,10 @@ class BasicDatabase {
     // its group). A failed group's changes are undone by discard_group before this throws.
     void commit_durable() {
       for (const detail::event_ptr& ev : events_) {
-        if (ev->document && !detail::all_utf8(*ev->document)) {
+        if (const std::string why = db_.storage_.unstorable(*ev); !why.empty()) {
           throw error(errc::invalid_document, std::string(to_string(ev->operation)) + " of " +
                                                   detail::quoted(ev->document_id) + " in " +
-                                                  detail::quoted(ev->collection) +
-                                                  ": the document holds a string that is not valid UTF-8 (a durable "
-                                                  "database stores documents as JSON text)");
+                                                  detail::quoted(ev->collection) + ": " + why);
         }
       }
       const std::uint64_t first = db_.durable_.stamped + 1;
@@ -699,6 +699,13 @@ class BasicDatabase {
       throw error(errc::invalid_argument, "Options::channel_capacity must be from 1 to aurora::max_channel_capacity (" +
                                               std::to_string(max_channel_capacity) + "), not " +
                                               std::to_string(options.channel_capacity));
+    }
+    if constexpr (Storage::durable) {
+      if (options.max_change_bytes == 0 || options.max_change_bytes > max_change_bytes_limit) {
+        throw error(errc::invalid_argument,
+                    "Options::max_change_bytes must be from 1 to aurora::max_change_bytes_limit (" +
+                        std::to_string(max_change_bytes_limit) + "), not " + std::to_string(options.max_change_bytes));
+      }
     }
     return options;
   }

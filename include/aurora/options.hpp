@@ -10,6 +10,10 @@ namespace aurora {
 /// The largest `Options::channel_capacity` a Database accepts (16,777,216 slots).
 inline constexpr std::size_t max_channel_capacity = std::size_t{1} << 24;
 
+/// The largest `Options::max_change_bytes`: SQLite's limit on one row (1,000,000,000 bytes) less
+/// 1,000 bytes for the change log row's other columns.
+inline constexpr std::size_t max_change_bytes_limit = 999'999'000;
+
 /// How a durable storage makes a commit permanent before the write that made it returns.
 /// Used by a durable database (`aurora::DurableDatabase`); the in-memory Database ignores it.
 enum class Durability {
@@ -51,6 +55,16 @@ struct Options {
   /// history). A commit is trimmed whole, so the log may hold a few more: the oldest logged
   /// event always begins a commit. Ignored by the in-memory Database.
   std::uint64_t history = 1'000'000;
+
+  /// Durable database only: the most bytes one change may store as text: its document's JSON
+  /// text (as `dump()` writes it), its collection name and id, and, when the change log keeps
+  /// history, the before-image's JSON text (an update or replace stores both in one log row).
+  /// A write with a larger change is refused with `errc::invalid_document` and changes nothing.
+  /// A remove is held only to what SQLite stores in one row, so that a file reopened with a
+  /// lower limit can still remove what it holds.
+  /// From 1 to `max_change_bytes_limit` (`errc::invalid_argument` otherwise), and never more
+  /// than the SQLite library allows in one row. Ignored by the in-memory Database.
+  std::size_t max_change_bytes = max_change_bytes_limit;
 };
 
 }  // namespace aurora

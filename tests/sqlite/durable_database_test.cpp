@@ -1,4 +1,4 @@
-// aurora::DurableDatabase: reopening, group commit, transactions, UTF-8 checks and resuming a
+// aurora::DurableDatabase: reopening, group commit, transactions, UTF-8 and size checks and resuming a
 // subscription from the change log across a restart (with writers running during the hand-off).
 #include "support.hpp"
 
@@ -218,6 +218,87 @@ TEST_CASE("DurableDatabase: a string that is not UTF-8 is refused at write time"
   CHECK(drain(sub).empty());
   db.insert("c", "b", {{"v", "caf\xc3\xa9 \xf0\x9f\x98\x80"}});  // not sticky
   CHECK(db.last_sequence() == 2);
+}
+
+TEST_CASE("DurableDatabase: a change over Options::max_change_bytes is refused at write time", "[durable]") {
+  temp_dir dir;
+  const std::string path = dir.file("db");
+  Options o;
+  o.max_change_bytes = 200;
+  auto text = [](std::size_t n) { return std::string(n, 'x'); };
+  {
+    DurableDatabase db(path, o);
+    CHECK(db.storage().max_change_bytes() == 200);
+    auto sub = db.subscribe("c");
+    // {"v":"x...x"} is 158 bytes, + "c" + "a": 160. The scan's bound counts each 'x' as 6 bytes,
+    // so this is measured exactly.
+    db.insert("c", "a", {{"v", text(150)}});
+    try {
+      db.insert("c", "b", {{"v", text(191)}});
+      FAIL("an insert of 201 bytes must throw");
+    } catch (const aurora::error& e) {
+      CHECK(e.code() == errc::invalid_document);
+      CHECK_THAT(e.what(), Catch::Contains("Insert of 'b' in 'c': the change is 201 bytes of text (document, "
+                                           "collection and id), more than Options::max_change_bytes (200)"));
+    }
+    db.insert("c", "b", {{"v", text(190)}});  // 200: at the limit
+    // An update logs the before-image with the document: 164 + 158 + 2.
+    try {
+      db.update("c", "a", {{"w", 1}});
+      FAIL("an update of 324 bytes must throw");
+    } catch (const aurora::error& e) {
+      CHECK(e.code() == errc::invalid_document);
+      CHECK_THAT(e.what(),
+                 Catch::Contains("the change is 324 bytes of text (document, before-image, collection and id)"));
+    }
+    CHECK(code_of([&] { db.insert("new", "n", {{"v", text(300)}}); }) == errc::invalid_document);
+    CHECK(code_of([&] {
+            db.transaction([&](aurora::Transaction& tx) {
+              tx.insert("c", "d", {{"v", 1}});
+              tx.insert("c", "e", {{"v", text(300)}});
+            });
+          }) == errc::invalid_document);
+    CHECK(*db.get("c", "a") == Document{{"v", text(150)}});
+    CHECK_FALSE(db.get("c", "d"));
+    CHECK(db.collections() == std::vector<std::string>{"c"});
+    db.remove("c", "a");  // logs the before-image alone: 160
+    std::vector<std::pair<std::uint64_t, OperationType>> seen;
+    for (const auto& ev : drain(sub)) seen.emplace_back(ev->sequence, ev->operation);
+    CHECK(seen == std::vector<std::pair<std::uint64_t, OperationType>>{
+                      {1, OperationType::Insert}, {2, OperationType::Insert}, {3, OperationType::Delete}});
+  }
+  {
+    DurableDatabase db(path, o);  // nothing refused reached the file
+    CHECK(db.last_sequence() == 3);
+    CHECK(db.size("c") == 1);
+    CHECK(*db.get("c", "b") == Document{{"v", text(190)}});
+  }
+  {
+    // Reopened with a lower limit: what the file holds cannot grow, but can still be removed.
+    Options lower = o;
+    lower.max_change_bytes = 50;
+    DurableDatabase db(path, lower);
+    CHECK(code_of([&] { db.update("c", "b", {{"w", 1}}); }) == errc::invalid_document);
+    db.remove("c", "b");
+    CHECK(db.size("c") == 0);
+    CHECK(db.last_sequence() == 4);
+  }
+  // Without a change log there is no before-image: the same update fits (164 + 2).
+  Options no_log = o;
+  no_log.history = 0;
+  DurableDatabase db(dir.file("no_log"), no_log);
+  db.insert("c", "a", {{"v", text(150)}});
+  db.update("c", "a", {{"w", 1}});
+  CHECK(db.get("c", "a")->at("w") == 1);
+
+  Options bad;
+  bad.max_change_bytes = 0;
+  CHECK(code_of([&] { DurableDatabase d(dir.file("bad"), bad); }) == errc::invalid_argument);
+  bad.max_change_bytes = aurora::max_change_bytes_limit + 1;
+  CHECK(code_of([&] { DurableDatabase d(dir.file("bad"), bad); }) == errc::invalid_argument);
+  bad.max_change_bytes = aurora::max_change_bytes_limit;
+  DurableDatabase largest(dir.file("largest"), bad);
+  CHECK(largest.storage().max_change_bytes() <= aurora::max_change_bytes_limit);
 }
 
 TEST_CASE("DurableDatabase: Start::after reads the change log across a restart", "[durable]") {

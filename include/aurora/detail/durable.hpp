@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <span>
 #include <string>
@@ -69,25 +70,61 @@ inline bool valid_utf8(std::string_view s) noexcept {
   return true;
 }
 
-// True when every string of `doc` (object keys included) is valid UTF-8, as a durable storage
-// that keeps documents as JSON text needs. Iterative: a deep document cannot overflow the stack.
-inline bool all_utf8(const nlohmann::json& doc) {
+// What one walk of a document tells a storage that keeps documents as JSON text: whether every
+// string in it (object keys included) is valid UTF-8, and an upper bound on the length of
+// `dump()` (each string byte counted as its longest escape, `\u001f`, each number as its
+// longest text).
+struct json_text_scan {
+  bool utf8 = true;
+  std::size_t bound = 0;
+};
+
+// a + b, or the largest size_t when that overflows (as it could on a 32-bit target).
+constexpr std::size_t add_saturated(std::size_t a, std::size_t b) noexcept {
+  return b > std::numeric_limits<std::size_t>::max() - a ? std::numeric_limits<std::size_t>::max() : a + b;
+}
+
+// Scans `doc` (see json_text_scan); iterative, so a deep document cannot overflow the stack.
+// Stops at the first string that is not UTF-8.
+inline json_text_scan scan_json_text(const nlohmann::json& doc) {
+  constexpr std::size_t longest_escape = 6;
+  constexpr std::size_t longest_number = 32;  // "-1.2345678901234567e-308" is 24
+  auto quoted_bound = [](const std::string& s) {
+    constexpr std::size_t most = (std::numeric_limits<std::size_t>::max() - 2) / longest_escape;
+    return s.size() > most ? std::numeric_limits<std::size_t>::max() : 2 + longest_escape * s.size();
+  };
+  json_text_scan scan;
   std::vector<const nlohmann::json*> stack{&doc};
   while (!stack.empty()) {
     const nlohmann::json* value = stack.back();
     stack.pop_back();
-    if (value->is_string()) {
-      if (!valid_utf8(*value->get_ptr<const std::string*>())) return false;
-    } else if (value->is_object()) {
-      for (auto it = value->begin(); it != value->end(); ++it) {
-        if (!valid_utf8(it.key())) return false;
-        stack.push_back(&it.value());
+    switch (value->type()) {
+      case nlohmann::json::value_t::string: {
+        const std::string& s = *value->get_ptr<const std::string*>();
+        if (!valid_utf8(s)) return {false, scan.bound};
+        scan.bound = add_saturated(scan.bound, quoted_bound(s));
+        break;
       }
-    } else if (value->is_array()) {
-      for (const nlohmann::json& child : *value) stack.push_back(&child);
+      case nlohmann::json::value_t::object:
+        scan.bound = add_saturated(scan.bound, 2);
+        for (auto it = value->begin(); it != value->end(); ++it) {
+          if (!valid_utf8(it.key())) return {false, scan.bound};
+          // with the colon and the comma
+          scan.bound = add_saturated(scan.bound, add_saturated(quoted_bound(it.key()), 2));
+          stack.push_back(&it.value());
+        }
+        break;
+      case nlohmann::json::value_t::array:
+        scan.bound = add_saturated(scan.bound, 2 + value->size());  // with the commas
+        for (const nlohmann::json& child : *value) stack.push_back(&child);
+        break;
+      case nlohmann::json::value_t::binary:  // written as {"bytes":[...],"subtype":...}
+        scan.bound = add_saturated(scan.bound, add_saturated(64, 4 * value->get_binary().size()));
+        break;
+      default: scan.bound = add_saturated(scan.bound, longest_number); break;  // also null, true and false
     }
   }
-  return true;
+  return scan;
 }
 
 }  // namespace aurora::detail

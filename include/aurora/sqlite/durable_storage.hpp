@@ -9,6 +9,7 @@
 #include <aurora/sqlite/detail/group_commit.hpp>
 #include <aurora/sqlite/storage.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -62,6 +63,8 @@ class DurableStorage {
         prepare_(std::move(prepare)),
         publish_(std::move(publish)),
         discard_(std::move(discard)),
+        row_limit_(storage_.max_change_bytes()),
+        max_change_bytes_(std::min(options.max_change_bytes, row_limit_)),
         group_([this](std::span<aurora::detail::commit_batch> group) { write(group); },
                [this](std::span<aurora::detail::commit_batch> group) { publish_group(group); }, max_group,
                [this](std::span<aurora::detail::commit_batch> batches) { discard_batches(batches); }) {}
@@ -77,6 +80,46 @@ class DurableStorage {
 
   /// The oldest sequence still in the change log (`last_sequence() + 1` when it is empty).
   [[nodiscard]] std::uint64_t oldest_logged() const noexcept { return storage_.oldest_logged(); }
+
+  /// The most bytes of text one change may store: `Options::max_change_bytes`, or less when the
+  /// SQLite library allows less in one row.
+  [[nodiscard]] std::size_t max_change_bytes() const noexcept { return max_change_bytes_; }
+
+  /// Why `ev` cannot be stored, or an empty string: its document holds a string that is not
+  /// valid UTF-8, or its text (see `Options::max_change_bytes`) is more than
+  /// `max_change_bytes()`. A Delete, whose text is a document already stored, is held only to
+  /// what SQLite can store: a database reopened with a lower limit can still remove what it
+  /// holds. Call it before `enqueue`: a group whose write fails refuses every later write.
+  /// Thread safety: any thread.
+  [[nodiscard]] std::string unstorable(const ChangeEvent& ev) const {
+    const bool remove = ev.operation == OperationType::Delete;
+    const std::size_t limit = remove ? row_limit_ : max_change_bytes_;
+    std::size_t bound = ev.collection.size() + ev.document_id.size();
+    if (ev.document) {
+      const aurora::detail::json_text_scan scan = aurora::detail::scan_json_text(*ev.document);
+      if (!scan.utf8) {
+        return "the document holds a string that is not valid UTF-8 (a durable database stores documents as JSON text)";
+      }
+      bound = aurora::detail::add_saturated(bound, scan.bound);
+    }
+    const bool before_image = ev.old_document && storage_.history() > 0;  // Storage::write logs it
+    if (before_image) {
+      bound = aurora::detail::add_saturated(bound, aurora::detail::scan_json_text(*ev.old_document).bound);
+    }
+    if (bound <= limit) return {};
+    // The bound counts every string byte as its longest escape: only a change that may be near
+    // the limit is measured exactly.
+    std::size_t exact = ev.collection.size() + ev.document_id.size();
+    if (ev.document) exact += ev.document->dump().size();
+    if (before_image) exact += ev.old_document->dump().size();
+    if (exact <= limit) return {};
+    std::string parts = ev.document ? "document, " : "";
+    if (before_image) parts += "before-image, ";
+    const bool options_limit = !remove && max_change_bytes_ < row_limit_;
+    return "the change is " + std::to_string(exact) + " bytes of text (" + parts + "collection and id), more than " +
+           (options_limit ? "Options::max_change_bytes (" : "SQLite's row limit allows (") + std::to_string(limit) +
+           ")";
+  }
 
   /// The underlying SQLite storage (for `pragmas()`, `integrity_check()`, ...). Do not write
   /// through it while the database is open.
@@ -153,6 +196,8 @@ class DurableStorage {
   events_hook prepare_;
   events_hook publish_;
   hook discard_;
+  std::size_t row_limit_;         // what SQLite stores in one change-log row (Storage::max_change_bytes)
+  std::size_t max_change_bytes_;  // the lower of row_limit_ and Options::max_change_bytes
   std::vector<std::shared_ptr<const ChangeEvent>> merged_;  // a group's events, on the leader's thread only
   detail::group_commit<aurora::detail::commit_batch, hook, hook, hook> group_;
 };

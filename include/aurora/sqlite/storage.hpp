@@ -132,6 +132,16 @@ class Storage {
   /// How many change-log events it keeps.
   [[nodiscard]] std::uint64_t history() const noexcept { return history_; }
 
+  /// The most bytes of text the change-log row of one event may hold (its collection, id,
+  /// document and before-image): the SQLite library's limit on one row less 1,000 bytes for the
+  /// row's other columns. A `write` with a larger event fails like an I/O error (SQLITE_TOOBIG),
+  /// which refuses every later write: check sizes before (DurableDatabase does).
+  [[nodiscard]] std::size_t max_change_bytes() const noexcept {
+    constexpr int other_columns = 1000;
+    const int limit = sqlite3_limit(db_.get(), SQLITE_LIMIT_LENGTH, -1);
+    return limit > other_columns ? static_cast<std::size_t>(limit - other_columns) : 0;
+  }
+
   /// The sequence of the last event written (0 for a new database); the next write must start
   /// at `last_sequence() + 1`.
   [[nodiscard]] std::uint64_t last_sequence() const noexcept { return last_sequence_.load(std::memory_order_acquire); }
