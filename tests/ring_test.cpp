@@ -39,6 +39,22 @@ struct blocking_waiter final : aurora::detail::ring_waiter {
   }
 };
 
+// In its wake-up, wakes the waiters of another ring on the same thread (as a receive destroyed
+// in its wake-up may close a database's channels), then parks again on its own ring.
+struct chaining_waiter final : aurora::detail::ring_waiter {
+  chaining_waiter(broadcast_ring<std::uint64_t>& own_ring, broadcast_ring<std::uint64_t>& other_ring)
+      : own(own_ring), other(other_ring) {}
+  void notify() noexcept override {
+    ++notified;
+    other.notify_waiters();
+    own.add_waiter(self.lock());
+  }
+  broadcast_ring<std::uint64_t>& own;
+  broadcast_ring<std::uint64_t>& other;
+  std::weak_ptr<chaining_waiter> self;
+  int notified = 0;
+};
+
 }  // namespace
 
 TEST_CASE("the worked example: 100,000 events to an idle reader of capacity 10,000", "[ring]") {
@@ -182,6 +198,34 @@ TEST_CASE("parked waiters are woken once by the next publish or by close", "[rin
   ring.add_waiter(w);
   ring.close();
   CHECK(w->notified == 2);
+}
+
+TEST_CASE("a waiter's wake-up may wake another ring's waiters and park again", "[ring]") {
+  broadcast_ring<std::uint64_t> first(4);
+  broadcast_ring<std::uint64_t> second(4);
+  auto chaining = std::make_shared<chaining_waiter>(first, second);
+  chaining->self = chaining;
+  auto behind = std::make_shared<counting_waiter>();  // listed after it on the same ring
+  auto inner = std::make_shared<counting_waiter>();
+  first.add_waiter(chaining);
+  first.add_waiter(behind);
+  second.add_waiter(inner);
+  first.publish(0);
+  first.notify_waiters();  // the nested wake-up of `second` runs inside this one
+  CHECK(chaining->notified == 1);
+  CHECK(behind->notified == 1);
+  CHECK(inner->notified == 1);
+  first.publish(1);
+  first.notify_waiters();  // only the waiter that parked again
+  CHECK(chaining->notified == 2);
+  CHECK(behind->notified == 1);
+  CHECK(inner->notified == 1);
+  second.add_waiter(inner);
+  second.publish(0);
+  second.notify_waiters();  // its list holds `inner` alone
+  CHECK(inner->notified == 2);
+  CHECK(behind->notified == 1);
+  CHECK(chaining->notified == 2);
 }
 
 TEST_CASE("subscriber counts go up and down", "[ring]") {
