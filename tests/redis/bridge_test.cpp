@@ -636,6 +636,7 @@ TEST_CASE("bridge: a database error while subscribing is reported and retried, n
     INFO(errors[0].message);
     CHECK(errors[0].code == errc::storage_error);
     CHECK_THAT(errors[0].message, Catch::Contains("reading the change log failed (test)"));
+    CHECK(occurrences(errors[0].message, "storage error") == 1);
     CHECK(errors[0].attempt == 1);
     CHECK_FALSE(errors[0].fatal);
     CHECK(runner->stats().failures == 1);

@@ -640,6 +640,7 @@ TEST_CASE("remote: a key that is not a stream is a server_error", "[redis][remot
         CHECK(e.code() == connection_error::server_error);
         CHECK_THAT(e.what(), Catch::Contains("WRONGTYPE"));
         CHECK_THAT(e.what(), Catch::Contains("\"aurora:*\""));
+        CHECK(occurrences(e.what(), e.code().message()) == 1);
       }
     }
   });

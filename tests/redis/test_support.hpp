@@ -19,16 +19,25 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 namespace aurora_test {
+
+// How many times `part` occurs in `text` (an error's what() names its code's text once).
+inline std::size_t occurrences(std::string_view text, std::string_view part) {
+  std::size_t n = 0;
+  for (std::size_t at = text.find(part); at != std::string_view::npos; at = text.find(part, at + part.size())) ++n;
+  return n;
+}
 
 // A started redis_server, or null when redis-server is not on PATH: the test is then skipped
 // (ctest reports it so, by the marker printed here), except under CI=true, where it fails.

@@ -3,9 +3,9 @@
 #pragma once
 
 #include <aurora/change_event.hpp>
+#include <aurora/detail/error_context.hpp>
 #include <aurora/detail/uuid.hpp>
 #include <aurora/errc.hpp>
-#include <aurora/sqlite/detail/error_context.hpp>
 #include <aurora/sqlite/detail/handle.hpp>
 #include <aurora/sqlite/durability.hpp>
 #include <aurora/value.hpp>
@@ -231,12 +231,12 @@ class Storage {
       } catch (...) {  // only a shortcut: the next insert into it records it again (OR IGNORE)
       }
     } catch (const detail::sqlite_error& e) {
-      fail(detail::error_context(e));
-      throw detail::sqlite_error(
-          e.result_code(), detail::error_context(e) + "; the storage refuses every later write until it is reopened");
+      fail(aurora::detail::error_context(e));
+      throw detail::sqlite_error(e.result_code(), aurora::detail::error_context(e) +
+                                                      "; the storage refuses every later write until it is reopened");
     } catch (const std::exception& e) {
-      fail(detail::error_context(e));
-      throw error(errc::storage_error, "write: " + detail::error_context(e) +
+      fail(aurora::detail::error_context(e));
+      throw error(errc::storage_error, "write: " + aurora::detail::error_context(e) +
                                            "; the storage refuses every later write until it is reopened");
     }
   }
@@ -653,7 +653,7 @@ class Storage {
   [[nodiscard]] detail::sqlite_error classify_open_error(const detail::sqlite_error& e,
                                                          std::chrono::milliseconds timeout) const {
     const std::string where = "open '" + path_ + "': ";
-    const std::string context = detail::error_context(e);
+    const std::string context = aurora::detail::error_context(e);
     switch (e.primary_code()) {
       case SQLITE_BUSY:
       case SQLITE_LOCKED:

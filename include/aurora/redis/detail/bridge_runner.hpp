@@ -2,6 +2,7 @@
 #pragma once
 
 #include <aurora/change_event.hpp>
+#include <aurora/detail/error_context.hpp>
 #include <aurora/errc.hpp>
 #include <aurora/recv_result.hpp>
 #include <aurora/redis/bridge_options.hpp>
@@ -395,7 +396,7 @@ class bridge_runner : public std::enable_shared_from_this<bridge_runner> {
   // A database error while subscribing (storage_error: a DurableDatabase could not read its
   // change log): a failed attempt like a lost connection, reported and retried after a backoff.
   boost::system::system_error attempt_failed(const aurora::error& e) const {
-    return {e.code(), context(std::string("subscribing to the database failed: ") + e.what())};
+    return {e.code(), context("subscribing to the database failed: " + aurora::detail::error_context(e))};
   }
 
   // Subscribes from the oldest event the Database retains. Call with feed_mutex_ held.

@@ -3,6 +3,7 @@
 
 #include <aurora/change_event.hpp>
 #include <aurora/detail/asio_compat.hpp>
+#include <aurora/detail/error_context.hpp>
 #include <aurora/errc.hpp>
 #include <aurora/filter.hpp>
 #include <aurora/recv_result.hpp>
@@ -342,7 +343,7 @@ class remote_subscriber : public std::enable_shared_from_this<remote_subscriber>
           try {
             cursor_ = last_generated_id(replies[1], key_);
           } catch (const boost::system::system_error& e) {
-            throw boost::system::system_error(e.code(), context(e.what()));
+            throw boost::system::system_error(e.code(), context(aurora::detail::error_context(e)));
           }
           last_sequence_ = sequence_of(cursor_);
           if (cursor_ == "0-0") last_sequence_ = 0;
@@ -362,7 +363,7 @@ class remote_subscriber : public std::enable_shared_from_this<remote_subscriber>
       entries = stream_entries(r, key_);
     } catch (const boost::system::system_error& e) {
       if (e.code() == connection_error::protocol_error) conn_.close();
-      throw boost::system::system_error(e.code(), context(e.what()));
+      throw boost::system::system_error(e.code(), context(aurora::detail::error_context(e)));
     }
     for (StreamEntry& entry : entries) {
       cursor_ = entry.id;

@@ -2,8 +2,8 @@
 // of the waiting writers (leader/follower, as LevelDB's write queue): no thread of its own.
 #pragma once
 
+#include <aurora/detail/error_context.hpp>
 #include <aurora/errc.hpp>
-#include <aurora/sqlite/detail/error_context.hpp>
 
 #include <algorithm>
 #include <concepts>
@@ -187,7 +187,7 @@ class group_commit {
   // reach the bookkeeping that wakes every waiter.
   static std::string describe(const std::exception* e, const char* stage) noexcept {
     try {
-      return e != nullptr ? error_context(*e) : std::string("unknown exception in ") + stage;
+      return e != nullptr ? aurora::detail::error_context(*e) : std::string("unknown exception in ") + stage;
     } catch (...) {
       return {};
     }
