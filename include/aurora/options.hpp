@@ -10,9 +10,14 @@ namespace aurora {
 /// The largest `Options::channel_capacity` a Database accepts (16,777,216 slots).
 inline constexpr std::size_t max_channel_capacity = std::size_t{1} << 24;
 
+namespace detail {
+// Room kept in a change-log row for its columns other than text (numbers, operation, header).
+inline constexpr std::size_t change_log_row_overhead = 1'000;
+}  // namespace detail
+
 /// The largest `Options::max_change_bytes`: SQLite's limit on one row (1,000,000,000 bytes) less
 /// 1,000 bytes for the change log row's other columns.
-inline constexpr std::size_t max_change_bytes_limit = 999'999'000;
+inline constexpr std::size_t max_change_bytes_limit = 1'000'000'000 - detail::change_log_row_overhead;
 
 /// How a durable storage makes a commit permanent before the write that made it returns.
 /// Used by a durable database (`aurora::DurableDatabase`); the in-memory Database ignores it.

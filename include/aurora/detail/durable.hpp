@@ -85,8 +85,9 @@ constexpr std::size_t add_saturated(std::size_t a, std::size_t b) noexcept {
 }
 
 // Scans `doc` (see json_text_scan); iterative, so a deep document cannot overflow the stack.
-// Stops at the first string that is not UTF-8.
-inline json_text_scan scan_json_text(const nlohmann::json& doc) {
+// Stops at the first string that is not UTF-8. Without `check_utf8` (a document stored already,
+// so known valid) only the bound is made: one step per value, none per byte.
+inline json_text_scan scan_json_text(const nlohmann::json& doc, bool check_utf8 = true) {
   constexpr std::size_t longest_escape = 6;
   constexpr std::size_t longest_number = 32;  // "-1.2345678901234567e-308" is 24
   auto quoted_bound = [](const std::string& s) {
@@ -101,14 +102,14 @@ inline json_text_scan scan_json_text(const nlohmann::json& doc) {
     switch (value->type()) {
       case nlohmann::json::value_t::string: {
         const std::string& s = *value->get_ptr<const std::string*>();
-        if (!valid_utf8(s)) return {false, scan.bound};
+        if (check_utf8 && !valid_utf8(s)) return {false, scan.bound};
         scan.bound = add_saturated(scan.bound, quoted_bound(s));
         break;
       }
       case nlohmann::json::value_t::object:
         scan.bound = add_saturated(scan.bound, 2);
         for (auto it = value->begin(); it != value->end(); ++it) {
-          if (!valid_utf8(it.key())) return {false, scan.bound};
+          if (check_utf8 && !valid_utf8(it.key())) return {false, scan.bound};
           // with the colon and the comma
           scan.bound = add_saturated(scan.bound, add_saturated(quoted_bound(it.key()), 2));
           stack.push_back(&it.value());

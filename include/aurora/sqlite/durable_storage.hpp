@@ -94,7 +94,8 @@ class DurableStorage {
   [[nodiscard]] std::string unstorable(const ChangeEvent& ev) const {
     const bool remove = ev.operation == OperationType::Delete;
     const std::size_t limit = remove ? row_limit_ : max_change_bytes_;
-    std::size_t bound = ev.collection.size() + ev.document_id.size();
+    const std::size_t names = ev.collection.size() + ev.document_id.size();
+    std::size_t bound = names;
     if (ev.document) {
       const aurora::detail::json_text_scan scan = aurora::detail::scan_json_text(*ev.document);
       if (!scan.utf8) {
@@ -103,13 +104,14 @@ class DurableStorage {
       bound = aurora::detail::add_saturated(bound, scan.bound);
     }
     const bool before_image = ev.old_document && storage_.history() > 0;  // Storage::write logs it
-    if (before_image) {
-      bound = aurora::detail::add_saturated(bound, aurora::detail::scan_json_text(*ev.old_document).bound);
+    if (before_image) {  // the stored document: its strings were checked when it was written
+      const std::size_t old_bound = aurora::detail::scan_json_text(*ev.old_document, /*check_utf8=*/false).bound;
+      bound = aurora::detail::add_saturated(bound, old_bound);
     }
     if (bound <= limit) return {};
     // The bound counts every string byte as its longest escape: only a change that may be near
     // the limit is measured exactly.
-    std::size_t exact = ev.collection.size() + ev.document_id.size();
+    std::size_t exact = names;
     if (ev.document) exact += ev.document->dump().size();
     if (before_image) exact += ev.old_document->dump().size();
     if (exact <= limit) return {};

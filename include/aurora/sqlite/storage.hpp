@@ -6,6 +6,7 @@
 #include <aurora/detail/error_context.hpp>
 #include <aurora/detail/uuid.hpp>
 #include <aurora/errc.hpp>
+#include <aurora/options.hpp>
 #include <aurora/sqlite/detail/handle.hpp>
 #include <aurora/sqlite/durability.hpp>
 #include <aurora/value.hpp>
@@ -137,9 +138,9 @@ class Storage {
   /// row's other columns. A `write` with a larger event fails like an I/O error (SQLITE_TOOBIG),
   /// which refuses every later write: check sizes before (DurableDatabase does).
   [[nodiscard]] std::size_t max_change_bytes() const noexcept {
-    constexpr int other_columns = 1000;
-    const int limit = sqlite3_limit(db_.get(), SQLITE_LIMIT_LENGTH, -1);
-    return limit > other_columns ? static_cast<std::size_t>(limit - other_columns) : 0;
+    const auto limit = static_cast<std::size_t>(std::max(0, sqlite3_limit(db_.get(), SQLITE_LIMIT_LENGTH, -1)));
+    constexpr std::size_t other_columns = aurora::detail::change_log_row_overhead;
+    return limit > other_columns ? limit - other_columns : 0;
   }
 
   /// The sequence of the last event written (0 for a new database); the next write must start
