@@ -43,6 +43,12 @@ std::string collection_name(std::size_t k) { return "c" + std::to_string(k); }
 
 // Keeps writers at most `window` events ahead of the "reliable" subscribers, so that those never
 // lag and must receive every event, whatever the scheduling. Waiting uses a condition variable.
+//
+// A writer counts its event before writing it (`will_publish`), so that a consumer can never be
+// ahead of the count: were it counted after, a reliable subscriber could receive an event not yet
+// counted, a writer checking then would read a negative gap as "full" and wait for a notification
+// that no consumer sends once the others are done (the hang CI saw). For the same reason
+// `has_room` reads the consumed count before the published one.
 class flow_gate {
  public:
   explicit flow_gate(std::uint64_t window) : window_(window) {}
@@ -53,13 +59,13 @@ class flow_gate {
     cv_.wait(lock, [&] { return has_room(k); });
   }
 
-  void published(std::size_t k) {
-    published_[k].fetch_add(1, std::memory_order_relaxed);
-    published_[global_channel].fetch_add(1, std::memory_order_relaxed);
+  void will_publish(std::size_t k) {
+    published_[k].fetch_add(1);
+    published_[global_channel].fetch_add(1);
   }
 
   void consumed(std::size_t channel, std::uint64_t count) {
-    consumed_[channel].store(count, std::memory_order_relaxed);
+    consumed_[channel].store(count);
     if (count % 32 == 0) {
       { const std::lock_guard lock(mutex_); }
       cv_.notify_all();
@@ -69,9 +75,11 @@ class flow_gate {
   std::uint64_t published_on(std::size_t channel) const { return published_[channel].load(); }
 
  private:
-  bool has_room(std::size_t k) const {
-    return published_[k].load() - consumed_[k].load() < window_ &&
-           published_[global_channel].load() - consumed_[global_channel].load() < window_;
+  bool has_room(std::size_t k) const { return gap(k) < window_ && gap(global_channel) < window_; }
+
+  std::uint64_t gap(std::size_t channel) const {
+    const std::uint64_t consumed = consumed_[channel].load();
+    return published_[channel].load() - consumed;
   }
 
   const std::uint64_t window_;
@@ -163,6 +171,7 @@ void write_events(aurora::Database& db, flow_gate& gate, std::size_t writer, std
       const std::size_t k = (writer + i) % collections;
       const std::string name = collection_name(k);
       gate.wait_room(k);
+      gate.will_publish(k);
       const std::uint64_t step = i % 8;
       if (step == 5 && !live[k].empty()) {
         db.update(name, live[k][i % live[k].size()], {{"u", i}});
@@ -176,7 +185,6 @@ void write_events(aurora::Database& db, flow_gate& gate, std::size_t writer, std
         live[k].push_back(db.insert(name, {{"w", writer}, {"n", i}}));
         ++rec.inserted[k];
       }
-      gate.published(k);
     }
   } catch (const std::exception& e) {
     rec.failure = e.what();
