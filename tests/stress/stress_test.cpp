@@ -24,6 +24,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <variant>
@@ -41,17 +42,21 @@ constexpr std::size_t global_channel = collections;  // index of the global chan
 
 std::string collection_name(std::size_t k) { return "c" + std::to_string(k); }
 
-// Keeps writers at most `window` events ahead of the "reliable" subscribers, so that those never
-// lag and must receive every event, whatever the scheduling. Waiting uses a condition variable.
+// Keeps writers at most `window` events (plus one in flight per writer) ahead of the "reliable"
+// subscribers, so that those never lag and must receive every event, whatever the scheduling.
+// Waiting uses a condition variable, which the subscribers notify every `notify_every` events: a
+// smaller window could leave a writer waiting for a notification that never comes.
 //
 // A writer counts its event before writing it (`will_publish`), so that a consumer can never be
 // ahead of the count: were it counted after, a reliable subscriber could receive an event not yet
 // counted, a writer checking then would read a negative gap as "full" and wait for a notification
-// that no consumer sends once the others are done (the hang CI saw). For the same reason
-// `has_room` reads the consumed count before the published one.
+// that no consumer sends once the others are done (the hang CI saw). For the same reason `gap`
+// reads the consumed count before the published one.
 class flow_gate {
  public:
-  explicit flow_gate(std::uint64_t window) : window_(window) {}
+  explicit flow_gate(std::uint64_t window) : window_(window) {
+    if (window < notify_every) throw std::invalid_argument("flow_gate: a window under notify_every can miss a wake-up");
+  }
 
   void wait_room(std::size_t k) {
     if (has_room(k)) return;
@@ -66,7 +71,7 @@ class flow_gate {
 
   void consumed(std::size_t channel, std::uint64_t count) {
     consumed_[channel].store(count);
-    if (count % 32 == 0) {
+    if (count % notify_every == 0) {
       { const std::lock_guard lock(mutex_); }
       cv_.notify_all();
     }
@@ -75,6 +80,8 @@ class flow_gate {
   std::uint64_t published_on(std::size_t channel) const { return published_[channel].load(); }
 
  private:
+  static constexpr std::uint64_t notify_every = 32;
+
   bool has_room(std::size_t k) const { return gap(k) < window_ && gap(global_channel) < window_; }
 
   std::uint64_t gap(std::size_t channel) const {
