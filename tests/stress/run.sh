@@ -20,7 +20,7 @@ targets=(aurora_stress_tests aurora_reliability_tests)
 labels='stress|reliability'
 # The crash tests exist only when SQLite was found (the aurora::sqlite component).
 if grep -q '^AURORA_SQLITE:BOOL=ON' "${build}/CMakeCache.txt"; then
-  targets+=(aurora_sqlite_tests)
+  targets+=(aurora_sqlite_crash_tests)
   labels="${labels}|crash"
 fi
 cmake --build "${build}" -j 2 --target "${targets[@]}"
