@@ -16,7 +16,17 @@ seconds="${1:-60}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 build="$(realpath -m "${2:-${root}/build/fuzz}")"
 jobs="${FUZZ_JOBS:-1}"
-read -r -a targets <<<"${FUZZ_TARGETS:-write filter query net}"
+if [[ "${jobs}" -lt 1 ]]; then jobs=1; fi
+# Each target once, in the order given (two runs of one target would share its corpus and logs).
+read -r -a requested <<<"${FUZZ_TARGETS:-write filter query net}"
+targets=()
+for target in "${requested[@]}"; do
+  if [[ " ${targets[*]} " != *" ${target} "* ]]; then targets+=("${target}"); fi
+done
+if [[ "${#targets[@]}" -eq 0 ]]; then
+  echo "FUZZ_TARGETS names no target (write, filter, query, net)" >&2
+  exit 1
+fi
 parallel="${FUZZ_PARALLEL:-$(($(nproc) / jobs))}"
 if [[ "${parallel}" -lt 1 ]]; then parallel=1; fi
 
@@ -40,13 +50,16 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 fuzz_one() {
   local target="$1"
   local scratch="${build}/fuzz-corpus/${target}" artifacts="${build}/fuzz-artifacts/${target}/"
+  local work="${build}/fuzz-work/${target}"
   rm -rf "${artifacts}"
-  mkdir -p "${scratch}" "${artifacts}"
+  mkdir -p "${scratch}" "${artifacts}" "${work}"
   local extra=()
   if [[ -f "${root}/tests/fuzz/${target}.dict" ]]; then extra+=(-dict="${root}/tests/fuzz/${target}.dict"); fi
-  # With FUZZ_JOBS > 1, libFuzzer's own logs are fuzz-N.log in the build directory.
+  # With FUZZ_JOBS > 1, libFuzzer's own logs are fuzz-N.log in ${build}/fuzz-work/<target>.
   if [[ "${jobs}" -gt 1 ]]; then extra+=(-jobs="${jobs}" -workers="${jobs}"); fi
-  cd "${build}" && "${build}/tests/fuzz/aurora_fuzz_${target}" -max_total_time="${seconds}" -max_len=4096 \
+  cd "${work}" || return 1
+  # exec: the background job's pid is the fuzzer's, so the trap below can stop it.
+  exec "${build}/tests/fuzz/aurora_fuzz_${target}" -max_total_time="${seconds}" -max_len=4096 \
     -timeout=30 -rss_limit_mb=4096 -print_final_stats=1 "${extra[@]}" -artifact_prefix="${artifacts}" \
     "${scratch}" "${root}/tests/fuzz/corpus/${target}" >"${build}/fuzz-logs/${target}.log" 2>&1
 }
@@ -72,14 +85,21 @@ mkdir -p "${build}/fuzz-logs"
 echo "== ${#targets[@]} targets, ${parallel} at a time"
 status=0
 declare -A running=()  # pid -> target
+# Stopped early (a CI timeout, Ctrl-C): stop the fuzzers too.
+trap 'if [[ "${#running[@]}" -gt 0 ]]; then kill "${!running[@]}" 2>/dev/null || true; fi' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+# Waits for one running target and reports it.
+reap() {
+  local exit_code=0 done_pid
+  wait -n -p done_pid "${!running[@]}" || exit_code=$?
+  report "${running[${done_pid}]}" "${exit_code}" || status=1
+  unset "running[${done_pid}]"
+}
 for target in "${targets[@]}"; do
+  while [[ "${#running[@]}" -ge "${parallel}" ]]; do reap; done
   fuzz_one "${target}" &
   running[$!]="${target}"
-  while [[ "${#running[@]}" -ge "${parallel}" || ( "${target}" == "${targets[-1]}" && "${#running[@]}" -gt 0 ) ]]; do
-    exit_code=0
-    wait -n -p done_pid "${!running[@]}" || exit_code=$?
-    report "${running[${done_pid}]}" "${exit_code}" || status=1
-    unset "running[${done_pid}]"
-  done
 done
+while [[ "${#running[@]}" -gt 0 ]]; do reap; done
 exit "${status}"
