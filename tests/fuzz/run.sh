@@ -16,6 +16,10 @@ seconds="${1:-60}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 build="$(realpath -m "${2:-${root}/build/fuzz}")"
 jobs="${FUZZ_JOBS:-1}"
+if [[ ! "${jobs}" =~ ^[0-9]+$ ]]; then
+  echo "FUZZ_JOBS must be a number, not '${jobs}'" >&2
+  exit 1
+fi
 if [[ "${jobs}" -lt 1 ]]; then jobs=1; fi
 # Each target once, in the order given (two runs of one target would share its corpus and logs).
 read -r -a requested <<<"${FUZZ_TARGETS:-write filter query net}"
@@ -28,6 +32,10 @@ if [[ "${#targets[@]}" -eq 0 ]]; then
   exit 1
 fi
 parallel="${FUZZ_PARALLEL:-$(($(nproc) / jobs))}"
+if [[ ! "${parallel}" =~ ^[0-9]+$ ]]; then
+  echo "FUZZ_PARALLEL must be a number, not '${parallel}'" >&2
+  exit 1
+fi
 if [[ "${parallel}" -lt 1 ]]; then parallel=1; fi
 
 if [[ "${FUZZ_REBUILD:-1}" == 1 ]]; then
@@ -58,8 +66,9 @@ fuzz_one() {
   # With FUZZ_JOBS > 1, libFuzzer's own logs are fuzz-N.log in ${build}/fuzz-work/<target>.
   if [[ "${jobs}" -gt 1 ]]; then extra+=(-jobs="${jobs}" -workers="${jobs}"); fi
   cd "${work}" || return 1
-  # exec: the background job's pid is the fuzzer's, so the trap below can stop it.
-  exec "${build}/tests/fuzz/aurora_fuzz_${target}" -max_total_time="${seconds}" -max_len=4096 \
+  # exec: the background job's pid is the fuzzer's; setsid: in a process group of its own, with
+  # the workers it starts under FUZZ_JOBS > 1, so that the trap below can stop them all.
+  exec setsid "${build}/tests/fuzz/aurora_fuzz_${target}" -max_total_time="${seconds}" -max_len=4096 \
     -timeout=30 -rss_limit_mb=4096 -print_final_stats=1 "${extra[@]}" -artifact_prefix="${artifacts}" \
     "${scratch}" "${root}/tests/fuzz/corpus/${target}" >"${build}/fuzz-logs/${target}.log" 2>&1
 }
@@ -86,7 +95,12 @@ echo "== ${#targets[@]} targets, ${parallel} at a time"
 status=0
 declare -A running=()  # pid -> target
 # Stopped early (a CI timeout, Ctrl-C): stop the fuzzers too.
-trap 'if [[ "${#running[@]}" -gt 0 ]]; then kill "${!running[@]}" 2>/dev/null || true; fi' EXIT
+# shellcheck disable=SC2317  # called by the trap
+stop_running() {
+  local pid
+  for pid in "${!running[@]}"; do kill -- "-${pid}" 2>/dev/null || true; done
+}
+trap stop_running EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 # Waits for one running target and reports it.
@@ -98,6 +112,7 @@ reap() {
 }
 for target in "${targets[@]}"; do
   while [[ "${#running[@]}" -ge "${parallel}" ]]; do reap; done
+  rm -f "${build}/fuzz-logs/${target}.log"  # a target that cannot start shows no earlier run's log
   fuzz_one "${target}" &
   running[$!]="${target}"
 done
