@@ -15,12 +15,15 @@ set -euo pipefail
 seconds="${1:-60}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 build="$(realpath -m "${2:-${root}/build/fuzz}")"
-jobs="${FUZZ_JOBS:-1}"
-if [[ ! "${jobs}" =~ ^[0-9]+$ ]]; then
-  echo "FUZZ_JOBS must be a number, not '${jobs}'" >&2
-  exit 1
-fi
-if [[ "${jobs}" -lt 1 ]]; then jobs=1; fi
+# count NAME VALUE: VALUE as a count of at least 1; exits when it is not a number.
+count() {
+  if [[ ! "$2" =~ ^[0-9]+$ ]]; then
+    echo "$1 must be a number, not '$2'" >&2
+    exit 1
+  fi
+  echo $(($2 < 1 ? 1 : $2))
+}
+jobs="$(count FUZZ_JOBS "${FUZZ_JOBS:-1}")"
 # Each target once, in the order given (two runs of one target would share its corpus and logs).
 read -r -a requested <<<"${FUZZ_TARGETS:-write filter query net}"
 targets=()
@@ -31,12 +34,7 @@ if [[ "${#targets[@]}" -eq 0 ]]; then
   echo "FUZZ_TARGETS names no target (write, filter, query, net)" >&2
   exit 1
 fi
-parallel="${FUZZ_PARALLEL:-$(($(nproc) / jobs))}"
-if [[ ! "${parallel}" =~ ^[0-9]+$ ]]; then
-  echo "FUZZ_PARALLEL must be a number, not '${parallel}'" >&2
-  exit 1
-fi
-if [[ "${parallel}" -lt 1 ]]; then parallel=1; fi
+parallel="$(count FUZZ_PARALLEL "${FUZZ_PARALLEL:-$(($(nproc) / jobs))}")"
 
 if [[ "${FUZZ_REBUILD:-1}" == 1 ]]; then
   cmake -S "${root}" -B "${build}" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug \
@@ -59,6 +57,7 @@ fuzz_one() {
   local target="$1"
   local scratch="${build}/fuzz-corpus/${target}" artifacts="${build}/fuzz-artifacts/${target}/"
   local work="${build}/fuzz-work/${target}"
+  rm -f "${build}/fuzz-logs/${target}.log"  # a target that cannot start shows no earlier run's log
   rm -rf "${artifacts}"
   mkdir -p "${scratch}" "${artifacts}" "${work}"
   local extra=()
@@ -112,7 +111,6 @@ reap() {
 }
 for target in "${targets[@]}"; do
   while [[ "${#running[@]}" -ge "${parallel}" ]]; do reap; done
-  rm -f "${build}/fuzz-logs/${target}.log"  # a target that cannot start shows no earlier run's log
   fuzz_one "${target}" &
   running[$!]="${target}"
 done
