@@ -34,19 +34,24 @@ class wake_batch {
   wake_batch() = default;
   wake_batch(const wake_batch&) = delete;
   wake_batch& operator=(const wake_batch&) = delete;
-  ~wake_batch() { wake(); }
+  // Wakes what wake() was not called for; the members then release the rest.
+  ~wake_batch() {
+    if (has_waiters()) notify_all();
+  }
 
-  // Wakes the parked readers, then releases what was displaced and retired. Idempotent. (A single write's
-  // batch leaves displaced_[0] to its collection channel and displaced_[1] to the global one.)
-  // The readers parked on one io_context are handed back together, in one piece of work per
-  // context (see wake_round); when nobody waits, no round is opened.
+  // Wakes the parked readers, then releases what was displaced and retired, leaving the batch
+  // empty for reuse. Idempotent. (A single write's batch leaves displaced_[0] to its collection
+  // channel and displaced_[1] to the global one.) The readers parked on one io_context are
+  // handed back together, in one piece of work per context (see wake_round); when nobody
+  // waits, no round is opened.
   void wake() noexcept {
     if (has_waiters()) notify_all();
     global_ = nullptr;
     channel_.reset();
     displaced_[0].reset();
     displaced_[1].reset();
-    more_.reset();
+    if (more_) [[unlikely]]
+      release_more();
   }
 
  private:
@@ -72,6 +77,9 @@ class wake_batch {
     }
     return false;
   }
+
+  // Out of line, as notify_all(): only a transaction or a channel release fills more_.
+  [[gnu::noinline]] void release_more() noexcept { more_.reset(); }
 
   // Out of line: a write that wakes nobody (the common case) then pays for no wake_round frame.
   [[gnu::noinline]] void notify_all() noexcept {
@@ -253,25 +261,12 @@ class hub {
     if (idle_->load(std::memory_order_relaxed) && idle_->exchange(false, std::memory_order_acq_rel)) {
       release_idle(batch);
     }
-    auto keep = [&batch](event_ptr displaced) { batch.add_displaced(std::move(displaced)); };
-    if (events.size() == 1) {
+    if (events.size() == 1) [[likely]] {
       event_ptr& ev = events.front();
-      if (!channels_.empty()) {
-        auto it = channels_.find(ev->collection);
-        if (it != channels_.end()) {
-          batch.displaced_[0] = publish_to(*it->second, ev);
-          add_channel(batch, it->second);
-        }
-      }
+      if (!channels_.empty()) publish_to_collection(ev, batch);
       batch.displaced_[1] = global_->publish(std::move(ev));  // reserved by prepare(): cannot throw
     } else {
-      if (batch.more_) {
-        for (auto& [ring, group] : batch.more_->groups) {
-          publish_all_to(*ring, group, keep);
-          add_channel(batch, ring);
-        }
-      }
-      publish_all_to(*global_, events, keep);
+      publish_many(events, batch);
     }
     batch.global_ = global_.get();
   }
@@ -299,6 +294,26 @@ class hub {
     } catch (...) {
       return nullptr;
     }
+  }
+
+  // A single event's collection channel, if it has one.
+  void publish_to_collection(const event_ptr& ev, wake_batch& batch) noexcept {
+    auto it = channels_.find(ev->collection);
+    if (it == channels_.end()) return;
+    batch.displaced_[0] = publish_to(*it->second, ev);
+    add_channel(batch, it->second);
+  }
+
+  // A multi-event commit: each channel's group (made by prepare()), then the global channel.
+  [[gnu::noinline]] void publish_many(std::span<event_ptr> events, wake_batch& batch) noexcept {
+    auto keep = [&batch](event_ptr displaced) { batch.add_displaced(std::move(displaced)); };
+    if (batch.more_) {
+      for (auto& [ring, group] : batch.more_->groups) {
+        publish_all_to(*ring, group, keep);
+        add_channel(batch, ring);
+      }
+    }
+    publish_all_to(*global_, events, keep);
   }
 
   template <class Values, class Sink>
