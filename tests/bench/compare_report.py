@@ -102,7 +102,9 @@ tokio = group(tokio_runs)
 hubs = []  # (column name, grouped runs)
 for path in args.hub:
     runs = load(path)
-    name = f"{runs[0]['impl']}/{runs[0].get('lock', '')}" if runs else os.path.basename(path)
+    # The side's name (hub, hub-NAME of EXTRA_HUBS) first: two builds may report the same lock.
+    side = os.path.splitext(os.path.basename(path))[0]
+    name = f"{side}: {runs[0]['impl']}/{runs[0].get('lock', '')}" if runs else side
     hubs.append((name, group(runs)))
 tokio_name = tokio_runs[0]["impl_version"] if tokio_runs else "tokio"
 print(f"| workload | configuration | metric | better | {tokio_name} | "
