@@ -78,7 +78,8 @@ class wake_batch {
     return false;
   }
 
-  // Out of line, as notify_all(): only a transaction or a channel release fills more_.
+  // Out of line, as notify_all(): only a commit of several events (a transaction, a durable
+  // group) or a channel release fills more_.
   [[gnu::noinline]] void release_more() noexcept { more_.reset(); }
 
   // Out of line: a write that wakes nobody (the common case) then pays for no wake_round frame.
@@ -304,7 +305,8 @@ class hub {
     add_channel(batch, it->second);
   }
 
-  // A multi-event commit: each channel's group (made by prepare()), then the global channel.
+  // A commit of several events (a transaction, a durable group): each channel's group (made by
+  // prepare()), then the global channel.
   [[gnu::noinline]] void publish_many(std::span<event_ptr> events, wake_batch& batch) noexcept {
     auto keep = [&batch](event_ptr displaced) { batch.add_displaced(std::move(displaced)); };
     if (batch.more_) {
