@@ -329,6 +329,7 @@ class broadcast_ring {
     return seg;
   }
 
+  // Out of line, so that segment_for(), called on every publish, is inlined.
   [[gnu::noinline]] slot* allocate(std::atomic<slot*>& entry, std::size_t seg_index) {
     slot* seg = new slot[segment_size(seg_index)];
     entry.store(seg, std::memory_order_release);
